@@ -1,0 +1,3 @@
+from ddns_server.cli import main
+
+raise SystemExit(main())

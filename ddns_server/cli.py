@@ -1,0 +1,299 @@
+"""The `ddns-server` command: parse arguments, call the core, print. Nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import getpass
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.zone
+
+from ddns_server import config as config_mod
+from ddns_server.errors import ConfigError, DdnsError, UserError
+from ddns_server.journal import Journal, Version
+from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
+from ddns_server.zonedata import Record, ZoneData, wire_to_name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except DdnsError as e:
+        print(f"ddns-server: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ddns-server", description="Authoritative DNS server for dynamic DNS."
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "-c", "--config", type=Path, default=None,
+            help="configuration file (default: $DDNS_CONFIG, then conf/ddns.yaml)",
+        )
+        return p
+
+    p = with_config(sub.add_parser("serve", help="run the server in the foreground"))
+    p.set_defaults(func=cmd_serve)
+    p = with_config(sub.add_parser("check-config", help="validate the configuration"))
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("keygen", help="print a new TSIG key (BIND key clause)")
+    p.add_argument("name")
+    p.add_argument("-a", "--algorithm", default="hmac-sha256")
+    p.set_defaults(func=cmd_keygen)
+    p = sub.add_parser("passwd", help="print a password hash for a DynDNS2 user")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=cmd_passwd)
+
+    zone = sub.add_parser("zone", help="export or import a zone").add_subparsers(metavar="ACTION")
+    p = with_config(zone.add_parser("export", help="print the current version as a master file"))
+    p.add_argument("zone")
+    p.set_defaults(func=cmd_zone_export)
+    p = with_config(zone.add_parser("import", help="replace the content with a master file's"))
+    p.add_argument("zone")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_zone_import)
+
+    journal = sub.add_parser("journal", help="zone history").add_subparsers(metavar="ACTION")
+    p = with_config(journal.add_parser("log", help="list versions, newest first"))
+    p.add_argument("zone")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_journal_log)
+    p = with_config(journal.add_parser("diff", help="records removed/added by a version"))
+    p.add_argument("zone")
+    p.add_argument("serial", type=_serial)
+    p.set_defaults(func=cmd_journal_diff)
+    p = with_config(journal.add_parser("rollback", help="restore an earlier version's content"))
+    p.add_argument("zone")
+    p.add_argument("serial", type=_serial)
+    p.set_defaults(func=cmd_journal_rollback)
+    return parser
+
+
+def _serial(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad serial {text!r}: expected a number") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"bad serial {text!r}: expected 0..4294967295")
+    return value
+
+
+def _config(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load_config(args.config or config_mod.default_config_path())
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ddns_server.edge.service import run
+
+    return run(_config(args))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    _config(args)
+    print("OK")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from ddns_server.keys import ALGORITHMS, keygen_text
+
+    if args.algorithm not in ALGORITHMS:
+        raise UserError(
+            f"unknown algorithm {args.algorithm!r} (expected one of {', '.join(ALGORITHMS)})"
+        )
+    try:
+        dns.name.from_text(args.name)
+    except dns.exception.DNSException as e:
+        raise UserError(f"bad key name {args.name!r}: {e}") from None
+    sys.stdout.write(keygen_text(args.name, args.algorithm))
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    from ddns_server.passwords import hash_password
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UserError("the passwords differ")
+    if not password:
+        raise UserError("empty password")
+    print(hash_password(password))
+    return 0
+
+
+class _Offline:
+    """The journal and zones of a config, for commands that run beside `serve`."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.config = _config(args)
+        self.journal = Journal(self.config.data_dir / "journal.sqlite3")
+        self.store = Store(self.journal)
+
+    def zone_config(self, text: str) -> config_mod.Zone | None:
+        origin = _zone_name(text)
+        return next((z for z in self.config.zones if z.name == origin), None)
+
+    def open(self, text: str, seed_from_file: bool = True) -> ZoneData:
+        """The zone's current version (seeded from its file if never served)."""
+        origin = _zone_name(text)
+        zc = self.zone_config(text)
+        in_journal = self.journal.has_zone(zone_key(origin))
+        if not in_journal and zc is None:
+            raise UserError(f"unknown zone {origin.to_text()}: not in the config or the journal")
+        seed = None
+        if not in_journal:
+            if not (seed_from_file and zc and zc.file):
+                raise UserError(f"zone {origin.to_text()}: no version journaled yet")
+            seed = records_from_file(zc.file, origin)
+        limits = ZoneLimits(zc.journal_max_versions, zc.journal_max_age_days) if zc else None
+        return self.store.open_zone(origin, seed, limits)
+
+    def version(self, zone: ZoneData, serial: int) -> Version:
+        version = self.journal.find_version(zone_key(zone.origin), serial)
+        if version is None:
+            raise UserError(
+                f"serial {serial} is not in the journal of zone {zone.origin.to_text()}"
+            )
+        return version
+
+
+def _zone_name(text: str) -> dns.name.Name:
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException as e:
+        raise UserError(f"bad zone name {text!r}: {e}") from None
+
+
+def cmd_zone_export(args: argparse.Namespace) -> int:
+    offline = _Offline(args)
+    zone = offline.open(args.zone)
+    sys.stdout.write(master_file(zone.origin, zone.records()))
+    return 0
+
+
+def cmd_zone_import(args: argparse.Namespace) -> int:
+    offline = _Offline(args)
+    origin = _zone_name(args.zone)
+    try:
+        records = records_from_file(args.file, origin)
+    except FileNotFoundError:
+        raise UserError(f"{args.file}: no such file") from None
+    except dns.exception.DNSException as e:
+        raise UserError(f"{args.file}: {e}") from None
+    if not offline.journal.has_zone(zone_key(origin)):
+        if offline.zone_config(args.zone) is None:
+            raise UserError(f"unknown zone {origin.to_text()}: not in the config")
+        zone = offline.store.open_zone(origin, records)
+        print(zone.serial)
+        return 0
+    zone = offline.open(args.zone)
+    version = offline.store.replace_content(
+        zone, set(records), getpass.getuser(), "local", "import"
+    )
+    print(version.serial if version else zone.serial)
+    return 0
+
+
+def cmd_journal_log(args: argparse.Namespace) -> int:
+    offline = _Offline(args)
+    zone = offline.open(args.zone, seed_from_file=False)
+    versions = offline.journal.versions(zone_key(zone.origin), args.limit)
+    if args.json:
+        print(json.dumps([_version_dict(v) for v in versions], indent=2))
+        return 0
+    print(f"{'SERIAL':>10}  {'TIME (UTC)':<20}  {'WHO':<16} {'SOURCE':<24} {'CHANNEL':<9} CHANGES")
+    for v in versions:
+        d = _version_dict(v)
+        print(
+            f"{v.serial:>10}  {d['time']:<20}  {v.who:<16} {v.source:<24} {v.channel:<9}"
+            f" -{v.removed} +{v.added}"
+        )
+    return 0
+
+
+def _version_dict(v: Version) -> dict[str, object]:
+    when = datetime.datetime.fromtimestamp(v.time, datetime.UTC)
+    return {
+        "serial": v.serial,
+        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "who": v.who,
+        "source": v.source,
+        "channel": v.channel,
+        "removed": v.removed,
+        "added": v.added,
+    }
+
+
+def cmd_journal_diff(args: argparse.Namespace) -> int:
+    offline = _Offline(args)
+    zone = offline.open(args.zone, seed_from_file=False)
+    version = offline.version(zone, args.serial)
+    changeset = offline.journal.changeset(version.id)
+    for rr in changeset.removed:
+        print("- " + record_text(rr))
+    for rr in changeset.added:
+        print("+ " + record_text(rr))
+    return 0
+
+
+def cmd_journal_rollback(args: argparse.Namespace) -> int:
+    offline = _Offline(args)
+    zone = offline.open(args.zone, seed_from_file=False)
+    version = offline.version(zone, args.serial)
+    content = offline.journal.content_at(zone_key(zone.origin), version)
+    new = offline.store.replace_content(zone, content, getpass.getuser(), "local", "rollback")
+    if new is None:  # identical content and serial: cannot happen for an older version
+        print(zone.serial)
+        return 0
+    print(new.serial)
+    return 0
+
+
+# -- text forms ---------------------------------------------------------------------
+
+
+def record_text(record: Record) -> str:
+    owner, rdtype, ttl, rdata = record
+    rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rdata, 0, len(rdata))
+    return f"{wire_to_name(owner).to_text()} {ttl} IN {dns.rdatatype.to_text(rdtype)} {rd.to_text()}"
+
+
+def master_file(origin: dns.name.Name, records: Iterable[Record]) -> str:
+    zone = dns.zone.Zone(origin, relativize=False)
+    for owner, rdtype, ttl, rdata in records:
+        rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rdata, 0, len(rdata))
+        zone.find_rdataset(wire_to_name(owner), rdtype, create=True).add(rd, ttl)
+    text: str = zone.to_text(sorted=True, relativize=True, want_origin=True)
+    return text

@@ -1,0 +1,346 @@
+"""The SQLite journal: every version of every zone, and the current content.
+
+SQLite (WAL mode) is the one source of truth. For each zone it holds:
+
+* `records`: the current content, so a restart loads it in one scan;
+* `versions`: one row per version (serial, time, who, source, channel);
+* `changes`: the records each version removed (op 0) and added (op 1).
+
+Earlier content is rebuilt by walking the changes backwards from `records`;
+IXFR, `journal diff` and `journal rollback` all read `changes`.
+
+Commits use `synchronous=NORMAL` in WAL mode: a committed version is in the
+operating system's hands before the client gets its answer, so it survives the
+server being killed (SIGKILL); like BIND's journal, it does not wait for the
+disk to flush on every update. Set `journal_sync: full` for that.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from ddns_server.zonedata import Changeset, Record
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)""",
+    """CREATE TABLE IF NOT EXISTS zones (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS records (
+        zone_id INTEGER NOT NULL, owner BLOB NOT NULL, rdtype INTEGER NOT NULL,
+        ttl INTEGER NOT NULL, rdata BLOB NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS records_by_owner ON records (zone_id, owner, rdtype)""",
+    """CREATE TABLE IF NOT EXISTS versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, zone_id INTEGER NOT NULL,
+        serial INTEGER NOT NULL, time REAL NOT NULL, who TEXT NOT NULL,
+        source TEXT NOT NULL, channel TEXT NOT NULL,
+        removed INTEGER NOT NULL, added INTEGER NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS versions_by_zone ON versions (zone_id, id)""",
+    """CREATE TABLE IF NOT EXISTS changes (
+        version_id INTEGER NOT NULL, op INTEGER NOT NULL, owner BLOB NOT NULL,
+        rdtype INTEGER NOT NULL, ttl INTEGER NOT NULL, rdata BLOB NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS changes_by_version ON changes (version_id)""",
+]
+
+
+class StaleJournal(Exception):
+    """Another process journaled a version of this zone in the meantime."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """One journaled version of a zone."""
+
+    id: int
+    serial: int
+    time: float
+    who: str
+    source: str
+    channel: str
+    removed: int
+    added: int
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version to append: what changed, and who changed it, from where."""
+
+    zone: str  # lower-case text name of the zone, absolute ("dyn.example.test.")
+    serial: int
+    changeset: Changeset
+    who: str
+    source: str
+    channel: str
+    time: float = 0.0
+
+
+class Journal:
+    """Zone versions in one SQLite file."""
+
+    def __init__(self, path: Path, sync_full: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.enable_wal()
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if sync_full else 'NORMAL'}")
+        self.conn = conn
+        self._migrate()
+        self._zone_ids: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _migrate(self) -> None:
+        conn = self.conn
+        with _transaction(conn):
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: journal schema {row[0]} is newer than this ddns-server"
+                )
+
+    # -- zones ----------------------------------------------------------------
+
+    def zone_id(self, zone: str, create: bool = False) -> int | None:
+        zone_id = self._zone_ids.get(zone)
+        if zone_id is not None:
+            return zone_id
+        row = self.conn.execute("SELECT id FROM zones WHERE name = ?", (zone,)).fetchone()
+        if row is None:
+            if not create:
+                return None
+            cursor = self.conn.execute("INSERT INTO zones (name) VALUES (?)", (zone,))
+            zone_id = int(cursor.lastrowid or 0)
+        else:
+            zone_id = int(row[0])
+        self._zone_ids[zone] = zone_id
+        return zone_id
+
+    def has_zone(self, zone: str) -> bool:
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return False
+        return (
+            self.conn.execute("SELECT 1 FROM versions WHERE zone_id = ? LIMIT 1", (zone_id,))
+            .fetchone()
+            is not None
+        )
+
+    def zone_names(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT name FROM zones ORDER BY name")]
+
+    def load(self, zone: str) -> list[Record]:
+        """The zone's current records."""
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return []
+        return self.conn.execute(
+            "SELECT owner, rdtype, ttl, rdata FROM records WHERE zone_id = ?", (zone_id,)
+        ).fetchall()
+
+    # -- writing --------------------------------------------------------------
+
+    def append(
+        self, versions: Sequence[NewVersion], expect_latest: dict[str, int] | None = None
+    ) -> list[int]:
+        """Append versions in one transaction (group commit); their ids.
+
+        `expect_latest` maps zones to the id of the version the changes were
+        computed against; if another process has journaled a version since,
+        nothing is written and StaleJournal is raised.
+        """
+        conn = self.conn
+        ids: list[int] = []
+        with _transaction(conn):
+            for zone, expected in (expect_latest or {}).items():
+                if self.latest_id(zone) != expected:
+                    raise StaleJournal(zone)
+            for new in versions:
+                zone_id = self.zone_id(new.zone, create=True)
+                cs = new.changeset
+                cursor = conn.execute(
+                    "INSERT INTO versions (zone_id, serial, time, who, source, channel,"
+                    " removed, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        zone_id,
+                        new.serial,
+                        new.time or time.time(),
+                        new.who,
+                        new.source,
+                        new.channel,
+                        len(cs.removed),
+                        len(cs.added),
+                    ),
+                )
+                version_id = int(cursor.lastrowid or 0)
+                ids.append(version_id)
+                conn.executemany(
+                    "INSERT INTO changes (version_id, op, owner, rdtype, ttl, rdata)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(version_id, 0, *r) for r in cs.removed]
+                    + [(version_id, 1, *r) for r in cs.added],
+                )
+                conn.executemany(
+                    "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
+                    " WHERE zone_id = ? AND owner = ? AND rdtype = ? AND rdata = ? LIMIT 1)",
+                    [(zone_id, owner, rdtype, rdata) for owner, rdtype, _ttl, rdata in cs.removed],
+                )
+                conn.executemany(
+                    "INSERT INTO records (zone_id, owner, rdtype, ttl, rdata) VALUES (?, ?, ?, ?, ?)",
+                    [(zone_id, *r) for r in cs.added],
+                )
+        return ids
+
+    def prune(self, zone: str, max_versions: int, max_age_seconds: float, now: float) -> int:
+        """Drop the oldest versions beyond the limits (never the latest); how many."""
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return 0
+        conn = self.conn
+        with _transaction(conn):
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM versions WHERE zone_id = ? ORDER BY id DESC LIMIT -1 OFFSET ?",
+                    (zone_id, max_versions),
+                )
+            ]
+            if max_age_seconds > 0:
+                ids += [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM versions WHERE zone_id = ? AND time < ? AND id < "
+                        "(SELECT max(id) FROM versions WHERE zone_id = ?)",
+                        (zone_id, now - max_age_seconds, zone_id),
+                    )
+                ]
+            if not ids:
+                return 0
+            oldest_kept = max(ids)
+            conn.execute(
+                "DELETE FROM changes WHERE version_id IN "
+                "(SELECT id FROM versions WHERE zone_id = ? AND id <= ?)",
+                (zone_id, oldest_kept),
+            )
+            cursor = conn.execute(
+                "DELETE FROM versions WHERE zone_id = ? AND id <= ?", (zone_id, oldest_kept)
+            )
+            return int(cursor.rowcount)
+
+    # -- reading --------------------------------------------------------------
+
+    def versions(self, zone: str, limit: int | None = None, after_id: int = 0) -> list[Version]:
+        """Versions newest first (or, with `after_id`, those after it, oldest first)."""
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return []
+        columns = "id, serial, time, who, source, channel, removed, added"
+        if after_id:
+            rows = self.conn.execute(
+                f"SELECT {columns} FROM versions WHERE zone_id = ? AND id > ? ORDER BY id",
+                (zone_id, after_id),
+            ).fetchall()
+        else:
+            rows = self.conn.execute(
+                f"SELECT {columns} FROM versions WHERE zone_id = ? ORDER BY id DESC LIMIT ?",
+                (zone_id, -1 if limit is None else limit),
+            ).fetchall()
+        return [Version(*row) for row in rows]
+
+    def latest_id(self, zone: str) -> int:
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return 0
+        row = self.conn.execute(
+            "SELECT max(id) FROM versions WHERE zone_id = ?", (zone_id,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def find_version(self, zone: str, serial: int) -> Version | None:
+        """The newest version with this serial."""
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return None
+        row = self.conn.execute(
+            "SELECT id, serial, time, who, source, channel, removed, added FROM versions"
+            " WHERE zone_id = ? AND serial = ? ORDER BY id DESC LIMIT 1",
+            (zone_id, serial),
+        ).fetchone()
+        return Version(*row) if row else None
+
+    def changeset(self, version_id: int) -> Changeset:
+        cs = Changeset()
+        for op, owner, rdtype, ttl, rdata in self.conn.execute(
+            "SELECT op, owner, rdtype, ttl, rdata FROM changes WHERE version_id = ? ORDER BY rowid",
+            (version_id,),
+        ):
+            (cs.added if op else cs.removed).append((owner, rdtype, ttl, rdata))
+        return cs
+
+    def changesets_after(self, zone: str, version_id: int) -> list[tuple[Version, Changeset]]:
+        """Every version after `version_id`, oldest first, with its changes."""
+        return [(v, self.changeset(v.id)) for v in self.versions(zone, after_id=version_id)]
+
+    def content_at(self, zone: str, version: Version) -> set[Record]:
+        """The zone's records as they were right after `version`."""
+        content = set(self.load(zone))
+        for _v, cs in reversed(self.changesets_after(zone, version.id)):
+            content.difference_update(cs.added)
+            content.update(cs.removed)
+        return content
+
+    def data_version(self) -> int:
+        """Changes when another connection (another process) commits."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def net_changes(changesets: Iterable[Changeset]) -> Changeset:
+    """Condense successive changesets into one (RFC 1995 condensed IXFR)."""
+    first_seen_present: dict[Record, bool] = {}
+    final_present: dict[Record, bool] = {}
+    for cs in changesets:
+        for rr in cs.removed:
+            first_seen_present.setdefault(rr, True)
+            final_present[rr] = False
+        for rr in cs.added:
+            first_seen_present.setdefault(rr, False)
+            final_present[rr] = True
+    net = Changeset()
+    for rr, was in first_seen_present.items():
+        now = final_present[rr]
+        if was and not now:
+            net.removed.append(rr)
+        elif now and not was:
+            net.added.append(rr)
+    return net
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")

@@ -1,0 +1,391 @@
+"""Authoritative answers to standard queries, straight from ZoneData wire.
+
+Two entry points share one resolver and one renderer:
+
+* `QueryEngine.answer(data, udp_limit)` parses a plain query by hand (header,
+  one question, at most an OPT record) and returns the response wire, or None
+  when the message is not a plain query (TSIG, other opcodes, odd counts,
+  compression in the question, ...); the caller then takes the full dnspython
+  path in `ddns_server.dnsmsg`.
+* `QueryEngine.answer_parsed(...)` answers a question that dnspython parsed;
+  the full path uses it so both give the same bytes (a test checks this over a
+  whole zone).
+
+Answers follow BIND with `minimal-responses yes`: positive answers carry only
+the answer section; negative answers carry the SOA (RFC 2308, TTL = min(SOA
+TTL, SOA minimum)); referrals carry the NS RRset and in-zone glue. ANY is
+answered with every RRset of the name (RFC 8482 allows either). No
+compression inside rdata; owners point at the question where they can.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ddns_server.zonedata import (
+    CNAME,
+    NS,
+    QNAME_POINTER,
+    SOA,
+    RRsetWire,
+    ZoneData,
+    is_subdomain,
+    parent,
+    tails,
+)
+
+NOERROR = 0
+FORMERR = 1
+SERVFAIL = 2
+NXDOMAIN = 3
+NOTIMP = 4
+REFUSED = 5
+
+TYPE_A = 1
+TYPE_AAAA = 28
+TYPE_OPT = 41
+TYPE_DS = 43
+TYPE_IXFR = 251
+TYPE_AXFR = 252
+TYPE_MAILB = 253
+TYPE_MAILA = 254
+TYPE_ANY = 255
+
+CLASS_IN = 1
+
+# Our advertised EDNS UDP payload size, and the largest UDP answer we send
+# (BIND's default max-udp-size and edns-udp-size since 9.16: 1232).
+EDNS_PAYLOAD = 1232
+MAX_CHAIN = 16
+
+_COUNTS = struct.Struct("!HHHH")
+_OPT_PLAIN = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x00\x00\x00\x00"
+_OPT_DO = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x80\x00\x00\x00"
+# BADVERS is extended rcode 16: 1 in the OPT's upper eight bits, 0 in the header.
+_OPT_BADVERS = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x01\x00\x00\x00\x00\x00"
+
+# (owner lower-cased wire, count, RRsetWire bytes); owner None = the qname.
+Item = tuple[bytes | None, int, bytes]
+
+
+class Answer:
+    """The sections of one answer, before rendering."""
+
+    __slots__ = ("rcode", "aa", "answer", "authority", "additional")
+
+    def __init__(self, rcode: int = NOERROR, aa: bool = True) -> None:
+        self.rcode = rcode
+        self.aa = aa
+        self.answer: list[Item] = []
+        self.authority: list[Item] = []
+        self.additional: list[Item] = []
+
+
+class QueryEngine:
+    """Answers queries from the served zones (a dict shared with the store)."""
+
+    def __init__(self, zones: dict[bytes, ZoneData]) -> None:
+        # apex (lower-cased wire) -> ZoneData; the store adds and swaps entries.
+        self.zones = zones
+
+    # -- zone lookup ----------------------------------------------------------
+
+    def find_zone(self, qname: bytes) -> ZoneData | None:
+        """The served zone with the longest apex that `qname` is at or below."""
+        zones = self.zones
+        pos = 0
+        n = len(qname)
+        while pos < n:
+            zone = zones.get(qname[pos:])
+            if zone is not None:
+                return zone
+            pos += qname[pos] + 1
+        return zones.get(b"\x00")
+
+    # -- the hot path ---------------------------------------------------------
+
+    def answer(self, data: bytes, udp: bool) -> bytes | None:
+        """Response wire for a plain query, or None to take the full path.
+
+        Returns None for anything this parser does not cover: the full path
+        then gives the answer (or the error) instead.
+        """
+        n = len(data)
+        if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
+            return None
+        pos = 12
+        try:
+            length = data[pos]
+            while length:
+                if length > 63:
+                    return None
+                pos += length + 1
+                length = data[pos]
+        except IndexError:
+            return None
+        pos += 1
+        qend = pos + 4
+        if qend > n:
+            return None
+        if data[pos + 2 : qend] != b"\x00\x01":
+            return None
+        qtype = (data[pos] << 8) | data[pos + 1]
+        arcount = (data[10] << 8) | data[11]
+        if arcount == 0:
+            if qend != n:
+                return None
+            opt = b""
+            limit = 512
+        elif arcount == 1:
+            # A root-owned OPT record, and nothing after it.
+            if n < qend + 11 or data[qend : qend + 3] != b"\x00\x00\x29":
+                return None
+            if qend + 11 + ((data[qend + 9] << 8) | data[qend + 10]) != n:
+                return None
+            if data[qend + 6]:
+                # RFC 6891 §6.1.3: BADVERS for an EDNS version we do not speak.
+                return render_badvers(data[0:4], data[12:qend])
+            payload = (data[qend + 3] << 8) | data[qend + 4]
+            limit = EDNS_PAYLOAD if payload > EDNS_PAYLOAD else (512 if payload < 512 else payload)
+            opt = _OPT_DO if data[qend + 7] & 0x80 else _OPT_PLAIN
+        else:
+            return None
+        if qtype >= TYPE_IXFR and qtype != TYPE_ANY or qtype == TYPE_OPT:
+            return None
+        qname = data[12:pos].lower()
+        zone = self.find_zone(qname)
+        if zone is None:
+            return render(data, data[12:qend], Answer(REFUSED, aa=False), opt, udp, limit)
+        # Common case: the name holds the type and no delegation is in the way.
+        node = zone.nodes.get(qname)
+        if node is not None and not zone.cuts:
+            rrset = node.get(qtype)
+            if rrset is not None:
+                body = data[12:qend] + rrset[1] + opt
+                if not udp or len(body) + 12 <= limit:
+                    return (
+                        data[0:2]
+                        + bytes((0x84 | (data[2] & 0x01), data[3] & 0x10))
+                        + _COUNTS.pack(1, rrset[0], 0, 1 if opt else 0)
+                        + body
+                    )
+        return render(data, data[12:qend], resolve(zone, qname, qtype), opt, udp, limit)
+
+    def answer_question(
+        self, head: bytes, question: bytes, opt: bytes, udp: bool, limit: int
+    ) -> bytes:
+        """Answer a question the caller parsed (the full path).
+
+        `head` is the query's first four bytes (ID and flags), `question` the
+        question's wire (name, type, class), `opt` our OPT record or b"".
+        """
+        qname = question[:-4].lower()
+        qtype = (question[-4] << 8) | question[-3]
+        zone = self.find_zone(qname)
+        if zone is None:
+            return render(head, question, Answer(REFUSED, aa=False), opt, udp, limit)
+        return render(head, question, resolve(zone, qname, qtype), opt, udp, limit)
+
+def opt_record(do: bool) -> bytes:
+    """Our OPT record: payload 1232, version 0, DO echoed."""
+    return _OPT_DO if do else _OPT_PLAIN
+
+
+def udp_limit(payload: int | None) -> int:
+    """The largest UDP answer for a client's advertised payload (None: no EDNS)."""
+    if payload is None:
+        return 512
+    return EDNS_PAYLOAD if payload > EDNS_PAYLOAD else (512 if payload < 512 else payload)
+
+
+def render_badvers(head: bytes, question: bytes) -> bytes:
+    """RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0."""
+    flags = bytes((0x80 | (head[2] & 0x01), head[3] & 0x10))
+    return head[0:2] + flags + _COUNTS.pack(1, 0, 0, 1) + question + _OPT_BADVERS
+
+
+def render(head: bytes, question: bytes, ans: Answer, opt: bytes, udp: bool, limit: int) -> bytes:
+    """Header + echoed question + sections + OPT, truncated for UDP."""
+    flags1 = 0x80 | (0x04 if ans.aa else 0) | (head[2] & 0x01)
+    flags2 = (head[3] & 0x10) | ans.rcode
+    writer = _Writer(question[:-4])
+    an = writer.section(ans.answer)
+    ns = writer.section(ans.authority)
+    ar = writer.section(ans.additional)
+    body = b"".join(writer.parts)
+    total = 12 + len(question) + len(body) + len(opt)
+    if udp and total > limit:
+        # RFC 2181 §9: set TC and the client retries over TCP. Like BIND,
+        # send the question (and OPT) only.
+        return (
+            head[0:2]
+            + bytes((flags1 | 0x02, flags2))
+            + _COUNTS.pack(1, 0, 0, 1 if opt else 0)
+            + question
+            + opt
+        )
+    return (
+        head[0:2]
+        + bytes((flags1, flags2))
+        + _COUNTS.pack(1, an, ns, ar + (1 if opt else 0))
+        + question
+        + body
+        + opt
+    )
+
+
+class _Writer:
+    """Writes owner names with pointers to names already in the message."""
+
+    __slots__ = ("parts", "offset", "names", "_qname")
+
+    def __init__(self, qname: bytes) -> None:
+        self.parts: list[bytes] = []
+        self.offset = 12 + len(qname) + 4
+        # Every suffix of the question name is already on the wire.
+        names: dict[bytes, int] = {}
+        low = qname.lower()
+        pos = 0
+        while low[pos]:
+            names[low[pos:]] = 12 + pos
+            pos += low[pos] + 1
+        self.names = names
+        self._qname = low
+
+    def section(self, items: list[Item]) -> int:
+        count = 0
+        for owner, n, wire in items:
+            count += n
+            if owner is None or owner == self._qname:
+                self.parts.append(wire)
+                self.offset += len(wire)
+                continue
+            pointer = self._owner(owner)
+            for tail in tails(wire):
+                self.parts.append(pointer + tail)
+                self.offset += len(pointer) + len(tail)
+                if len(pointer) > 2:
+                    pointer = self._owner(owner)
+        return count
+
+    def _owner(self, owner: bytes) -> bytes:
+        """A pointer to `owner` (or to its longest known suffix)."""
+        names = self.names
+        pos = 0
+        while owner[pos]:
+            at = names.get(owner[pos:])
+            if at is not None:
+                head = owner[:pos]
+                self._remember(owner, pos)
+                return head + bytes((0xC0 | (at >> 8), at & 0xFF))
+            pos += owner[pos] + 1
+        self._remember(owner, pos)
+        return owner
+
+    def _remember(self, owner: bytes, upto: int) -> None:
+        pos = 0
+        while pos < upto and self.offset + pos < 0x3FFF:
+            self.names.setdefault(owner[pos:], self.offset + pos)
+            pos += owner[pos] + 1
+
+
+# -- the resolver: RFC 1034 §4.3.2 within one zone -----------------------------
+
+
+def _find_cut(zone: ZoneData, name: bytes) -> bytes | None:
+    """The highest delegation point at or above `name` (below the apex)."""
+    cuts = zone.cuts
+    if not cuts:
+        return None
+    found = None
+    apex_len = len(zone.apex)
+    pos = 0
+    while len(name) - pos > apex_len:
+        suffix = name[pos:]
+        if suffix in cuts:
+            found = suffix
+        pos += name[pos] + 1
+    return found
+
+
+def _referral(zone: ZoneData, cut: bytes) -> Answer:
+    ans = Answer(NOERROR, aa=False)
+    count, wire = zone.nodes[cut][NS]
+    ans.authority.append((cut, count, wire))
+    for target in _names_in_rdata(wire):
+        glue_node = zone.nodes.get(target)
+        if glue_node is None:
+            continue
+        for rdtype in (TYPE_A, TYPE_AAAA):
+            rrset = glue_node.get(rdtype)
+            if rrset is not None:
+                ans.additional.append((target, rrset[0], rrset[1]))
+    return ans
+
+
+def _names_in_rdata(wire: bytes) -> list[bytes]:
+    """Lower-cased target names of an NS or CNAME RRsetWire (uncompressed)."""
+    return [tail[10:].lower() for tail in tails(wire)]
+
+
+def _negative(ans: Answer, zone: ZoneData, rcode: int) -> Answer:
+    ans.rcode = rcode
+    if zone.negative_soa:
+        ans.authority.append((zone.apex, 1, QNAME_POINTER + zone.negative_soa))
+    return ans
+
+
+def _closest_encloser(zone: ZoneData, name: bytes) -> bytes:
+    nodes = zone.nodes
+    below = zone.below
+    while name != zone.apex:
+        name = parent(name)
+        if name in nodes or name in below:
+            return name
+    return name
+
+
+def resolve(zone: ZoneData, qname: bytes, qtype: int) -> Answer:
+    """The answer for lower-cased wire `qname` of `qtype` inside `zone`."""
+    ans = Answer()
+    name = qname
+    nodes = zone.nodes
+    for _ in range(MAX_CHAIN):
+        cut = _find_cut(zone, name)
+        if cut is not None and not (cut == name and qtype == TYPE_DS):
+            if not ans.answer:
+                return _referral(zone, cut)
+            return ans
+        owner: bytes | None = None if name == qname else name
+        node = nodes.get(name)
+        if node is None:
+            if name in zone.below:
+                return _negative(ans, zone, NOERROR)  # empty non-terminal: NODATA
+            if zone.wildcards:
+                # RFC 4592 §3.3.1: the source of synthesis is "*." + closest encloser.
+                node = nodes.get(b"\x01*" + _closest_encloser(zone, name))
+            if node is None:
+                return _negative(ans, zone, NXDOMAIN)
+            # Synthesised records take the query name as owner.
+        if qtype == TYPE_ANY:
+            for rdtype, (count, wire) in node.items():
+                ans.answer.append((owner, count, wire))
+            return ans
+        rrset: RRsetWire | None = node.get(qtype)
+        if rrset is not None:
+            ans.answer.append((owner, rrset[0], rrset[1]))
+            return ans
+        cname = node.get(CNAME)
+        if cname is None:
+            return _negative(ans, zone, NOERROR)
+        ans.answer.append((owner, cname[0], cname[1]))
+        target = _names_in_rdata(cname[1])[0]
+        if not is_subdomain(target, zone.apex) or any(
+            item[0] == target or (item[0] is None and target == qname) for item in ans.answer
+        ):
+            return ans  # leaves the zone, or a loop: stop like BIND
+        name = target
+    return ans
+
+
+__all__ = ["QueryEngine", "Answer", "resolve", "render", "udp_limit", "opt_record", "EDNS_PAYLOAD"]

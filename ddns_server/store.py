@@ -1,0 +1,282 @@
+"""Zones in memory plus the journal: commit = journal first, then publish.
+
+Every change (RFC 2136, DynDNS2, import, rollback) ends in `Store.commit`:
+the SOA serial is bumped once, the version is written to SQLite and committed,
+and only then is the in-memory zone changed, in one synchronous step. Other
+processes (`journal rollback`, `zone import`) write the journal directly; a
+running server picks their versions up in `Store.poll`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.serial
+import dns.zone
+
+from ddns_server.errors import UserError
+from ddns_server.journal import Journal, NewVersion, Version
+from ddns_server.zonedata import SOA, Changeset, Record, ZoneData, name_to_wire
+
+Listener = Callable[[ZoneData, Version | None], None]
+
+
+@dataclass
+class ZoneLimits:
+    max_versions: int = 1000
+    max_age_days: int = 0
+
+
+def zone_key(origin: dns.name.Name) -> str:
+    """The journal's name for a zone: lower-case absolute text."""
+    return origin.to_text().lower()
+
+
+def records_from_file(path: Path, origin: dns.name.Name) -> list[Record]:
+    """Records of an RFC 1035 master file (dnspython parses it)."""
+    zone = dns.zone.from_file(str(path), origin, relativize=False, check_origin=True)
+    return records_from_zone(zone)
+
+
+def records_from_text(text: str, origin: dns.name.Name, filename: str) -> list[Record]:
+    zone = dns.zone.from_text(text, origin, relativize=False, check_origin=True, filename=filename)
+    return records_from_zone(zone)
+
+
+def records_from_zone(zone: dns.zone.Zone) -> list[Record]:
+    out: list[Record] = []
+    for name, rdataset in zone.iterate_rdatasets():
+        owner = name_to_wire(name)
+        for rdata in rdataset:
+            out.append((owner, rdataset.rdtype, rdataset.ttl, rdata.to_wire()))
+    return out
+
+
+def next_serial(current: int) -> int:
+    """RFC 1982 increment, skipping 0 like BIND."""
+    serial = (current + 1) & 0xFFFFFFFF
+    return serial or 1
+
+
+def soa_with_serial(record: Record, serial: int) -> Record:
+    owner, rdtype, ttl, rdata = record
+    soa = dns.rdata.from_wire(dns.rdataclass.IN, SOA, rdata, 0, len(rdata))
+    assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
+    return (owner, rdtype, ttl, soa.replace(serial=serial).to_wire())
+
+
+def diff(old: set[Record], new: set[Record]) -> Changeset:
+    """The changeset that turns `old` into `new` (owners compared case-insensitively)."""
+    old_keys = {(o.lower(), t, ttl, r): (o, t, ttl, r) for o, t, ttl, r in old}
+    new_keys = {(o.lower(), t, ttl, r): (o, t, ttl, r) for o, t, ttl, r in new}
+    return Changeset(
+        removed=[rr for key, rr in old_keys.items() if key not in new_keys],
+        added=[rr for key, rr in new_keys.items() if key not in old_keys],
+    )
+
+
+class Store:
+    """The served zones and their journal."""
+
+    def __init__(self, journal: Journal, clock: Callable[[], float] = time.time) -> None:
+        self.journal = journal
+        self.clock = clock
+        # apex (lower-cased wire) -> ZoneData; shared with the QueryEngine.
+        self.zones: dict[bytes, ZoneData] = {}
+        self.limits: dict[bytes, ZoneLimits] = {}
+        self._last_id: dict[bytes, int] = {}
+        self._data_version = journal.data_version()
+        self.listeners: list[Listener] = []
+
+    # -- opening --------------------------------------------------------------
+
+    def open_zone(
+        self,
+        origin: dns.name.Name,
+        seed: Iterable[Record] | None = None,
+        limits: ZoneLimits | None = None,
+    ) -> ZoneData:
+        """Serve a zone: its latest journaled version, or seed it when new."""
+        key = zone_key(origin)
+        apex = name_to_wire(origin).lower()
+        if not self.journal.has_zone(key):
+            if seed is None:
+                raise UserError(f"zone {origin}: not in the journal and no file to seed it from")
+            records = list(seed)
+            zone = ZoneData.from_records(origin, records)
+            self.journal.append(
+                [
+                    NewVersion(
+                        key,
+                        zone.serial,
+                        Changeset(added=records),
+                        "file",
+                        "local",
+                        "seed",
+                        self.clock(),
+                    )
+                ]
+            )
+        else:
+            zone = ZoneData.from_records(origin, self.journal.load(key))
+        self.zones[apex] = zone
+        self.limits[apex] = limits or ZoneLimits()
+        self._last_id[apex] = self.journal.latest_id(key)
+        return zone
+
+    def zone_for(self, origin: dns.name.Name) -> ZoneData | None:
+        return self.zones.get(name_to_wire(origin).lower())
+
+    # -- committing -----------------------------------------------------------
+
+    def prepare(self, zone: ZoneData, changeset: Changeset) -> tuple[Changeset, int]:
+        """Add the SOA serial bump to a changeset (once per accepted message).
+
+        An update that itself adds a newer SOA keeps that serial (RFC 2136
+        §3.4.2.2 lets an UPDATE raise the serial); otherwise serial + 1.
+        Owners of records added to an existing name take the stored case.
+        """
+        apex_soa = zone.soa_record()
+        new_soa = next((rr for rr in changeset.added if rr[1] == SOA), None)
+        removed = [rr for rr in changeset.removed if rr[1] != SOA]
+        added = [
+            (zone.owner_wire(o.lower()) if o.lower() in zone.nodes else o, t, ttl, r)
+            for o, t, ttl, r in changeset.added
+            if t != SOA
+        ]
+        if new_soa is not None:
+            serial = _soa_serial(new_soa)
+            soa = (apex_soa[0], SOA, new_soa[2], new_soa[3])
+        else:
+            serial = next_serial(zone.serial)
+            soa = soa_with_serial(apex_soa, serial)
+        return Changeset(removed=removed + [apex_soa], added=added + [soa]), serial
+
+    def commit(
+        self,
+        zone: ZoneData,
+        changeset: Changeset,
+        who: str,
+        source: str,
+        channel: str,
+    ) -> Version:
+        """Journal one new version, then publish it. The changeset must change something."""
+        return self.commit_many([(zone, changeset, who, source, channel)])[0]
+
+    def commit_many(
+        self, batch: list[tuple[ZoneData, Changeset, str, str, str]]
+    ) -> list[Version]:
+        """Group commit: several versions in one SQLite transaction.
+
+        Each entry's changeset is applied in order; entries for the same zone
+        must have been computed against the zone as left by the ones before.
+        """
+        now = self.clock()
+        expect = {zone_key(z.origin): self._last_id.get(z.apex, 0) for z, *_ in batch}
+        new_versions: list[NewVersion] = []
+        prepared: list[tuple[ZoneData, Changeset, int]] = []
+        for zone, changeset, who, source, channel in batch:
+            full, serial = self.prepare(zone, changeset)
+            new_versions.append(
+                NewVersion(zone_key(zone.origin), serial, full, who, source, channel, now)
+            )
+            prepared.append((zone, full, serial))
+            # Later entries of the batch are prepared against this change.
+            zone.apply(full)
+        try:
+            ids = self.journal.append(new_versions, expect)
+        except Exception:
+            # Nothing was committed: put the zones back as the journal has them.
+            for zone, _, _ in prepared:
+                self._reload(zone)
+            raise
+        versions = []
+        for (zone, full, serial), version_id, new in zip(prepared, ids, new_versions, strict=True):
+            version = Version(
+                version_id,
+                serial,
+                now,
+                new.who,
+                new.source,
+                new.channel,
+                len(full.removed),
+                len(full.added),
+            )
+            versions.append(version)
+            self._last_id[zone.apex] = version_id
+        for zone in {id(z): z for z, _, _ in prepared}.values():
+            self._maybe_prune(zone)
+        for version, (zone, _, _) in zip(versions, prepared, strict=True):
+            for listener in self.listeners:
+                listener(zone, version)
+        return versions
+
+    def _reload(self, zone: ZoneData) -> None:
+        fresh = ZoneData.from_records(zone.origin, self.journal.load(zone_key(zone.origin)))
+        zone.__dict__.update(fresh.__dict__)
+
+    def replace_content(
+        self, zone: ZoneData, records: set[Record], who: str, source: str, channel: str
+    ) -> Version | None:
+        """Make the zone's content equal `records` as one new version (import, rollback).
+
+        The new serial is the content's own when that is newer, else current + 1.
+        None when nothing would change.
+        """
+        current = zone.record_set()
+        soa_rr = next((rr for rr in records if rr[1] == SOA), None)
+        if soa_rr is None:
+            raise UserError(f"zone {zone.origin}: the new content has no SOA")
+        wanted = {rr for rr in records if rr[1] != SOA}
+        changes = diff({rr for rr in current if rr[1] != SOA}, wanted)
+        serial = _soa_serial(soa_rr)
+        if not changes and serial == zone.serial:
+            return None
+        if dns.serial.Serial(serial) <= dns.serial.Serial(zone.serial):
+            serial = next_serial(zone.serial)
+        changes.added.append(soa_with_serial(soa_rr, serial))
+        return self.commit(zone, changes, who, source, channel)
+
+    def _maybe_prune(self, zone: ZoneData) -> None:
+        limits = self.limits.get(zone.apex, ZoneLimits())
+        self.journal.prune(
+            zone_key(zone.origin),
+            limits.max_versions,
+            limits.max_age_days * 86400.0,
+            self.clock(),
+        )
+
+    # -- other writers --------------------------------------------------------
+
+    def poll(self) -> list[ZoneData]:
+        """Apply versions another process journaled (rollback, import)."""
+        data_version = self.journal.data_version()
+        if data_version == self._data_version:
+            return []
+        self._data_version = data_version
+        changed = []
+        for apex, zone in self.zones.items():
+            last = self._last_id.get(apex, 0)
+            pending = self.journal.changesets_after(zone_key(zone.origin), last)
+            for version, changeset in pending:
+                zone.apply(changeset)
+                self._last_id[apex] = version.id
+                for listener in self.listeners:
+                    listener(zone, version)
+            if pending:
+                changed.append(zone)
+        return changed
+
+
+def _soa_serial(record: Record) -> int:
+    rdata = record[3]
+    soa = dns.rdata.from_wire(dns.rdataclass.IN, SOA, rdata, 0, len(rdata))
+    assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
+    return int(soa.serial)
