@@ -43,8 +43,9 @@ class TsigKey:
 @dataclass(frozen=True)
 class User:
     name: str
-    password_hash: str
+    password_hash: str  # "" = no password login (client certificate only)
     hosts: tuple[dns.name.Name, ...]
+    client_cert_cn: str | None = None  # a verified client certificate with this CN logs in
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,17 @@ class Zone:
 class Tls:
     cert_file: Path | None = None
     key_file: Path | None = None
+    client_ca_file: Path | None = None  # CAs whose client certificates are checked (mTLS)
+
+
+@dataclass(frozen=True)
+class Dyndns:
+    """Abuse limits of the DynDNS2 endpoint (docs/configuration.md)."""
+
+    max_failed_logins: int = 10  # per user and per source address ...
+    failed_login_window: int = 600  # ... within this many seconds, then `abuse`
+    max_updates_per_minute: int = 30  # per user; beyond it `abuse`
+    auth_cache_ttl: int = 600  # seconds a verified password stays cached (0: never)
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,7 @@ class Config:
     https: tuple[Endpoint, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     tls: Tls = field(default_factory=Tls)
+    dyndns: Dyndns = field(default_factory=Dyndns)
     keys: tuple[TsigKey, ...] = ()
     users: tuple[User, ...] = ()
     zones: tuple[Zone, ...] = ()
@@ -108,11 +121,24 @@ _KINDS = {
     "tag:yaml.org,2002:timestamp": "a date",
 }
 
-_TOP_KEYS = ("data_dir", "listen", "trusted_proxies", "tls", "keys", "users", "zones")
+_TOP_KEYS = ("data_dir", "listen", "trusted_proxies", "tls", "dyndns", "keys", "users", "zones")
 _LISTEN_KEYS = ("dns", "http", "https")
-_TLS_KEYS = ("cert_file", "key_file")
+_TLS_KEYS = ("cert_file", "key_file", "client_ca_file")
+_DYNDNS_LIMITS = {  # key -> (low, high)
+    "max_failed_logins": (1, None),
+    "failed_login_window": (1, 86400),
+    "max_updates_per_minute": (1, None),
+    "auth_cache_ttl": (0, 86400),
+}
 _KEY_KEYS = ("name", "algorithm", "secret", "secret_file", "secret_env")
-_USER_KEYS = ("name", "password_hash", "password_hash_file", "password_hash_env", "hosts")
+_USER_KEYS = (
+    "name",
+    "password_hash",
+    "password_hash_file",
+    "password_hash_env",
+    "hosts",
+    "client_cert_cn",
+)
 _ZONE_KEYS = (
     "name",
     "file",
@@ -293,6 +319,7 @@ class _Reader:
         self.constructor = yaml.constructor.SafeConstructor()
         self.key_names: set[dns.name.Name] = set()
         self.zone_names: list[dns.name.Name] = []
+        self.client_ca = False  # tls.client_ca_file is given (users may name a client_cert_cn)
 
     # -- generic helpers ---------------------------------------------------
 
@@ -411,6 +438,8 @@ class _Reader:
         https = self.endpoints(listen["https"], "listen.https", None) if "https" in listen else ()
         proxies = self.networks(top.get("trusted_proxies"), "trusted_proxies")
         tls = self.tls(top["tls"]) if "tls" in top else Tls()
+        self.client_ca = tls.client_ca_file is not None
+        dyndns = self.dyndns(top["dyndns"]) if "dyndns" in top else Dyndns()
         keys = self.keys(top.get("keys"))
         zones = self.zones(top.get("zones"))
         users = self.users(top.get("users"))
@@ -424,6 +453,7 @@ class _Reader:
             https=https,
             trusted_proxies=proxies,
             tls=tls,
+            dyndns=dyndns,
             keys=keys,
             users=users,
             zones=zones,
@@ -463,7 +493,8 @@ class _Reader:
 
     def tls(self, node: yaml.Node) -> Tls:
         values = self.mapping(node, "tls", _TLS_KEYS)
-        files: dict[str, Path | None] = {"cert_file": None, "key_file": None}
+        # The files' content is checked when the https listeners start (edge/tls.py).
+        files: dict[str, Path | None] = dict.fromkeys(_TLS_KEYS)
         for key, value in values.items():
             text = self.string(value, _join("tls", key))
             if text is None:
@@ -474,7 +505,21 @@ class _Reader:
                 self.problem(value, _join("tls", key), f"no such file: {self.shown(text)}")
         if ("cert_file" in values) != ("key_file" in values):
             self.problem(node, "tls", "give both cert_file and key_file, or neither")
-        return Tls(cert_file=files["cert_file"], key_file=files["key_file"])
+        return Tls(
+            cert_file=files["cert_file"],
+            key_file=files["key_file"],
+            client_ca_file=files["client_ca_file"],
+        )
+
+    def dyndns(self, node: yaml.Node) -> Dyndns:
+        values = self.mapping(node, "dyndns", tuple(_DYNDNS_LIMITS))
+        numbers: dict[str, int] = {}
+        for key, (low, high) in _DYNDNS_LIMITS.items():
+            if key in values:
+                number = self.integer(values[key], _join("dyndns", key), low, high)
+                if number is not None:
+                    numbers[key] = number
+        return Dyndns(**numbers)
 
     def keys(self, node: yaml.Node | None) -> tuple[TsigKey, ...]:
         result = []
@@ -574,6 +619,7 @@ class _Reader:
     def users(self, node: yaml.Node | None) -> tuple[User, ...]:
         result = []
         first_line: dict[str, int] = {}
+        first_cn: dict[str, int] = {}
         for i, item in enumerate(self.sequence(node, "users") if node is not None else []):
             path = _join("users", i)
             values = self.mapping(item, path, _USER_KEYS)
@@ -597,11 +643,35 @@ class _Reader:
                     )
                 else:
                     first_line[name] = values["name"].start_mark.line + 1
-            password_hash = self.password_hash(item, values, path)
+            cert_cn: str | None = None
+            if "client_cert_cn" in values:
+                cert_cn = self.client_cert_cn(values["client_cert_cn"], path, first_cn)
+            password_hash: str | None = ""  # a certificate-only user has no password
+            password_keys = ("password_hash", "password_hash_file", "password_hash_env")
+            if "client_cert_cn" not in values or any(key in values for key in password_keys):
+                password_hash = self.password_hash(item, values, path)
             hosts = self.hosts(item, values.get("hosts"), _join(path, "hosts"))
             if name is not None and password_hash is not None and hosts is not None:
-                result.append(User(name, password_hash, hosts))
+                result.append(User(name, password_hash, hosts, cert_cn))
         return tuple(result)
+
+    def client_cert_cn(self, node: yaml.Node, path: str, first: dict[str, int]) -> str | None:
+        """The subject CN of the client certificate that logs this user in (mutual TLS)."""
+        key_path = _join(path, "client_cert_cn")
+        cn = self.string(node, key_path)
+        if cn is None:
+            return None
+        if not cn.strip():
+            self.problem(node, key_path, "empty client_cert_cn")
+            return None
+        if not self.client_ca:
+            self.problem(node, key_path, "needs tls.client_ca_file (the CA of the certificates)")
+            return None
+        if cn in first:
+            self.problem(node, key_path, f"duplicate client_cert_cn (first at line {first[cn]})")
+            return None
+        first[cn] = node.start_mark.line + 1
+        return cn
 
     def password_hash(self, node: yaml.Node, values: dict[str, yaml.Node], path: str) -> str | None:
         source = self.secret_source(node, values, path, "password_hash")

@@ -41,9 +41,7 @@ class UpdateProcessor(Protocol):
 
 
 class TransferProcessor(Protocol):
-    def handle_transfer(
-        self, query: dns.message.Message, source: Source, tcp: bool
-    ) -> list[bytes]:
+    def handle_transfer(self, query: dns.message.Message, source: Source, tcp: bool) -> list[bytes]:
         """The response messages (wire, signed when the query was) to AXFR/IXFR."""
         ...
 
@@ -140,9 +138,7 @@ class DnsHandler:
         response.additional = plain.additional
         return [self.finish(query, response, tcp)]
 
-    def finish(
-        self, query: dns.message.Message, response: dns.message.Message, tcp: bool
-    ) -> bytes:
+    def finish(self, query: dns.message.Message, response: dns.message.Message, tcp: bool) -> bytes:
         """Render a response: signed when the query was, truncated to fit UDP."""
         max_size = 65535 if tcp else udp_limit(query.payload if query.edns >= 0 else None)
         try:

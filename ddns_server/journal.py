@@ -136,8 +136,9 @@ class Journal:
         if zone_id is None:
             return False
         return (
-            self.conn.execute("SELECT 1 FROM versions WHERE zone_id = ? LIMIT 1", (zone_id,))
-            .fetchone()
+            self.conn.execute(
+                "SELECT 1 FROM versions WHERE zone_id = ? LIMIT 1", (zone_id,)
+            ).fetchone()
             is not None
         )
 

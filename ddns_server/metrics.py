@@ -40,7 +40,9 @@ class Metrics:
             registry=registry,
         )
         self.updates = Counter(
-            "ddns_updates", "Update requests by channel and result", ["channel", "result"],
+            "ddns_updates",
+            "Update requests by channel and result",
+            ["channel", "result"],
             registry=registry,
         )
         self.dyndns = Counter(
@@ -66,7 +68,9 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         queries = CounterMetricFamily(
-            "ddns_queries", "DNS queries answered, by query type and rcode", labels=["qtype", "rcode"]
+            "ddns_queries",
+            "DNS queries answered, by query type and rcode",
+            labels=["qtype", "rcode"],
         )
         for (qtype, rcode), count in sorted(self.metrics.queries.items()):
             type_text = (

@@ -26,7 +26,6 @@ from ddns_server.zonedata import (
     CNAME,
     NS,
     QNAME_POINTER,
-    SOA,
     RRsetWire,
     ZoneData,
     is_subdomain,
@@ -158,9 +157,9 @@ class QueryEngine:
             return render(data, data[12:qend], Answer(REFUSED, aa=False), opt, udp, limit)
         # Common case: the name holds the type and no delegation is in the way.
         node = zone.nodes.get(qname)
-        if node is not None and not zone.cuts:
+        if node is not None:
             rrset = node.get(qtype)
-            if rrset is not None:
+            if rrset is not None and qname not in zone.occluded:
                 body = data[12:qend] + rrset[1] + opt
                 if not udp or len(body) + 12 <= limit:
                     return (
@@ -368,7 +367,7 @@ def resolve(zone: ZoneData, qname: bytes, qtype: int) -> Answer:
                 return _negative(ans, zone, NXDOMAIN)
             # Synthesised records take the query name as owner.
         if qtype == TYPE_ANY:
-            for rdtype, (count, wire) in node.items():
+            for count, wire in node.values():
                 ans.answer.append((owner, count, wire))
             return ans
         rrset: RRsetWire | None = node.get(qtype)

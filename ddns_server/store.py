@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.exception
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
@@ -21,7 +22,7 @@ import dns.rdtypes.ANY.SOA
 import dns.serial
 import dns.zone
 
-from ddns_server.errors import UserError
+from ddns_server.errors import ConfigError, UserError
 from ddns_server.journal import Journal, NewVersion, Version
 from ddns_server.zonedata import SOA, Changeset, Record, ZoneData, name_to_wire
 
@@ -40,8 +41,28 @@ def zone_key(origin: dns.name.Name) -> str:
 
 
 def records_from_file(path: Path, origin: dns.name.Name) -> list[Record]:
-    """Records of an RFC 1035 master file (dnspython parses it)."""
-    zone = dns.zone.from_file(str(path), origin, relativize=False, check_origin=True)
+    """Records of an RFC 1035 master file (dnspython parses it).
+
+    Any problem with the file is a ConfigError of one line naming it.
+    """
+    shown = str(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            zone = dns.zone.from_file(
+                f, origin, relativize=False, check_origin=True, filename=shown
+            )
+    except dns.exception.SyntaxError as e:
+        raise ConfigError([str(e)]) from None  # dnspython's text starts "FILE:LINE: "
+    except dns.zone.NoSOA:
+        raise ConfigError([f"{shown}: no SOA record at the zone apex {origin}"]) from None
+    except dns.zone.NoNS:
+        raise ConfigError([f"{shown}: no NS records at the zone apex {origin}"]) from None
+    except dns.exception.DNSException as e:
+        raise ConfigError([f"{shown}: {e}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{shown}: not UTF-8 text"]) from None
+    except OSError as e:
+        raise ConfigError([f"{shown}: cannot read: {e.strerror or e}"]) from None
     return records_from_zone(zone)
 
 
@@ -170,9 +191,7 @@ class Store:
         """Journal one new version, then publish it. The changeset must change something."""
         return self.commit_many([(zone, changeset, who, source, channel)])[0]
 
-    def commit_many(
-        self, batch: list[tuple[ZoneData, Changeset, str, str, str]]
-    ) -> list[Version]:
+    def commit_many(self, batch: list[tuple[ZoneData, Changeset, str, str, str]]) -> list[Version]:
         """Group commit: several versions in one SQLite transaction.
 
         Each entry's changeset is applied in order; entries for the same zone

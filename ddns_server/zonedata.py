@@ -114,6 +114,9 @@ class ZoneData:
         self.below: dict[bytes, int] = {}
         # delegation points: non-apex owners holding NS
         self.cuts: set[bytes] = set()
+        # owners at or below a delegation point (answered with a referral);
+        # lets the query fast path skip the search for a cut with one lookup
+        self.occluded: set[bytes] = set()
         self.wildcards = 0
         self.serial = 0
         self.record_count = 0
@@ -137,17 +140,24 @@ class ZoneData:
             )
         for low, types in grouped.items():
             node = {rdtype: (len(rrs), b"".join(rrs)) for rdtype, rrs in types.items()}
-            zone._add_node(low, owners[low], node)
+            zone._add_node(low, owners[low], node, bulk=True)
+        zone._mark_occluded()
         zone._refresh_soa()
         return zone
 
-    def _add_node(self, low: bytes, owner: bytes, node: dict[int, RRsetWire]) -> None:
+    def _add_node(
+        self, low: bytes, owner: bytes, node: dict[int, RRsetWire], bulk: bool = False
+    ) -> None:
         self.nodes[low] = node
         if owner != low:
             self.case[low] = owner
         self.record_count += sum(count for count, _ in node.values())
-        if NS in node and low != self.apex:
+        if NS in node and low != self.apex and low not in self.cuts:
             self.cuts.add(low)
+            if not bulk:
+                self._mark_occluded()
+        elif self.cuts and not bulk and self._under_cut(low):
+            self.occluded.add(low)
         if low.startswith(b"\x01*"):
             self.wildcards += 1
         name = low
@@ -160,7 +170,10 @@ class ZoneData:
         node = self.nodes.pop(low)
         self.case.pop(low, None)
         self.record_count -= sum(count for count, _ in node.values())
-        self.cuts.discard(low)
+        self.occluded.discard(low)
+        if low in self.cuts:
+            self.cuts.discard(low)
+            self._mark_occluded()
         if low.startswith(b"\x01*"):
             self.wildcards -= 1
         name = low
@@ -172,6 +185,21 @@ class ZoneData:
                 below[name] = left
             else:
                 del below[name]
+
+    def _under_cut(self, low: bytes) -> bool:
+        name = low
+        while len(name) > len(self.apex):
+            if name in self.cuts:
+                return True
+            name = parent(name)
+        return False
+
+    def _mark_occluded(self) -> None:
+        """Recompute `occluded` after a delegation point came or went (rare)."""
+        if not self.cuts:
+            self.occluded = set()
+            return
+        self.occluded = {low for low in self.nodes if self._under_cut(low)}
 
     def apply(self, changeset: Changeset) -> None:
         """Apply a changeset in place (one synchronous call: atomic for queries)."""

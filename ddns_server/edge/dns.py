@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from typing import Any
 
+from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
@@ -41,9 +44,78 @@ class DnsUdp(DatagramProtocol):
             self.transport.write(response, addr)
             self.count(data, response)
             return
+        self.answer_full(data, addr)
+
+    def answer_full(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Everything the fast path does not cover (TSIG, UPDATE, errors...)."""
         for response in self.handler.handle_full(data, addr, False):
             self.transport.write(response, addr)
             self.count(data, response)
+
+    def log_failure(self) -> None:
+        from twisted.python import log
+
+        log.err()
+
+
+class DnsUdpPort(udp.Port):
+    """A UDP port whose read loop answers plain queries itself.
+
+    Twisted's `Port.write` validates the address text on every datagram and
+    `doRead` dispatches each one through the protocol; on the query path that
+    costs more than answering. Here the loop reads, answers and sends with
+    the socket's own methods, and hands anything else to the protocol.
+    """
+
+    maxPacketSize = 65535
+
+    def doRead(self) -> None:  # noqa: N802
+        protocol: DnsUdp = self.protocol
+        sock = self.socket
+        recvfrom = sock.recvfrom
+        sendto = sock.sendto
+        answer = protocol.answer
+        count = protocol.count
+        v6 = self.addressFamily == socket.AF_INET6
+        observe = protocol.metrics.latency.observe
+        clock = time.perf_counter
+        tick = protocol._tick
+        for _ in range(256):  # bounded, so TCP and timers get their turn
+            tick += 1
+            if tick >= LATENCY_SAMPLE:
+                tick = 0
+                start = clock()
+            else:
+                start = 0.0
+            try:
+                data, addr = recvfrom(65535)
+            except BlockingIOError:
+                break
+            except OSError:
+                break  # e.g. ECONNREFUSED from an earlier send: nothing to read
+            if v6:
+                addr = addr[:2]
+            try:
+                response = answer(data, True)
+                if response is None:
+                    protocol.answer_full(data, addr)
+                    continue
+                sendto(response, addr)
+                count(data, response)
+                if start:
+                    observe(clock() - start)
+            except OSError:
+                pass  # the client is gone; UDP has nobody to tell
+            except Exception:  # noqa: BLE001 - never let one datagram stop the loop
+                protocol.log_failure()
+        protocol._tick = tick
+
+
+def listen_udp(reactor: Any, port: int, protocol: DnsUdp, interface: str) -> DnsUdpPort:
+    """Like reactor.listenUDP, with our read loop."""
+    p = DnsUdpPort(port, protocol, interface=interface, reactor=reactor)
+    p.startListening()
+    return p
 
 
 class DnsTcp(Int16StringReceiver, TimeoutMixin):

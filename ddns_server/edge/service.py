@@ -16,7 +16,7 @@ from twisted.web.server import Site
 
 from ddns_server import config as config_mod
 from ddns_server.dnsmsg import DnsHandler
-from ddns_server.edge.dns import DnsTcpFactory, DnsUdp
+from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
 from ddns_server.edge.http import make_root
 from ddns_server.errors import ConfigError
 from ddns_server.journal import Journal, Version
@@ -41,9 +41,9 @@ def open_store(config: config_mod.Config, journal: Journal) -> Store:
     """A store serving every configured zone (seeded from its file when new)."""
     store = Store(journal)
     for zone in config.zones:
-        seed = records_from_file(zone.file, zone.name) if zone.file else None
-        if journal.has_zone(zone.name.to_text().lower()):
-            seed = None
+        seed = None
+        if zone.file and not journal.has_zone(zone.name.to_text().lower()):
+            seed = records_from_file(zone.file, zone.name)
         store.open_zone(
             zone.name,
             seed,
@@ -76,7 +76,7 @@ class Server:
         udp = DnsUdp(self.handler, self.metrics)
         tcp = DnsTcpFactory(self.handler, self.metrics)
         for ep in self.config.dns:
-            self.ports.append(reactor.listenUDP(ep.port, udp, interface=ep.host))
+            self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
             self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
         site = Site(make_root(self.healthy, self.registry))
         site.displayTracebacks = False
@@ -84,8 +84,12 @@ class Server:
             self.ports.append(reactor.listenTCP(ep.port, site, interface=ep.host))
         self._poller.start(POLL_INTERVAL, now=False)
         for zone in self.store.zones.values():
-            log.info("serving zone %s serial %d (%d records)", zone.origin, zone.serial,
-                     zone.record_count)
+            log.info(
+                "serving zone %s serial %d (%d records)",
+                zone.origin,
+                zone.serial,
+                zone.record_count,
+            )
 
     def stop(self) -> None:
         if self._poller.running:
@@ -136,7 +140,9 @@ class Server:
             if self.store.zone_for(zone.name) is None:
                 seed = records_from_file(zone.file, zone.name) if zone.file else None
                 self.store.open_zone(
-                    zone.name, seed, ZoneLimits(zone.journal_max_versions, zone.journal_max_age_days)
+                    zone.name,
+                    seed,
+                    ZoneLimits(zone.journal_max_versions, zone.journal_max_age_days),
                 )
         log.info("configuration reloaded from %s", config.path)
 
@@ -162,7 +168,7 @@ def run(config: config_mod.Config) -> int:
     def on_hup(signum: int, frame: object) -> None:
         def do_reload() -> None:
             try:
-                server.reload(config_mod.load_config(config.path))
+                server.reload(config_mod.load_config(config.path, check_zone_files=False))
             except ConfigError as e:
                 for problem in e.problems:
                     log.error("reload refused: %s", problem)
@@ -171,8 +177,10 @@ def run(config: config_mod.Config) -> int:
 
     signal.signal(signal.SIGHUP, on_hup)
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)  # type: ignore[attr-defined]
-    log.info("ddns-server listening on dns %s, http %s",
-             ", ".join(f"{e.host}:{e.port}" for e in config.dns),
-             ", ".join(f"{e.host}:{e.port}" for e in config.http) or "-")
+    log.info(
+        "ddns-server listening on dns %s, http %s",
+        ", ".join(f"{e.host}:{e.port}" for e in config.dns),
+        ", ".join(f"{e.host}:{e.port}" for e in config.http) or "-",
+    )
     reactor.run()  # type: ignore[attr-defined]
     return 0

@@ -1,0 +1,456 @@
+"""RFC 2136 UPDATE on one zone: zone section, prerequisites, prescan, apply.
+
+Pure: takes the zone's current content (ZoneData), a parsed and TSIG-checked
+dnspython UpdateMessage, the zone's policy rules and the signing key, and
+returns the net Changeset, or raises the DnsError that answers the message.
+Nothing is changed here: the caller commits the changeset (Store.commit bumps
+the SOA serial once), so a message applies whole or not at all.
+
+The update RRs are applied one after the other to a working view, so a
+message's later RRs see its earlier ones (RFC 2136 §3.4.2). Where the RFC
+leaves room, this does what BIND 9 does (bin/named/update.c), and says so.
+
+The message should be parsed with `one_rr_per_rrset=True`: dnspython
+otherwise merges the RRs of one name and type, which loses their order. Pass
+the wire too: dnspython drops the TTL of RRs without rdata, and RFC 2136
+wants those to be zero.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import dns.exception
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.rrset
+import dns.serial
+import dns.update
+import dns.wire
+
+from ddns_server import policy
+from ddns_server.config import PolicyRule
+from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
+from ddns_server.zonedata import Changeset, Record, ZoneData, name_to_wire
+
+IN = dns.rdataclass.IN
+ANY_CLASS = dns.rdataclass.ANY
+NONE_CLASS = dns.rdataclass.NONE
+ANY = dns.rdatatype.ANY
+SOA = dns.rdatatype.SOA
+NS = dns.rdatatype.NS
+CNAME = dns.rdatatype.CNAME
+DNAME = dns.rdatatype.DNAME
+
+# Types whose rdata wire is already canonical (no names inside): compared as is.
+_PLAIN = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.TXT})
+# BIND (dns_rdatatype_atcname): the types that may live beside a CNAME.
+_AT_CNAME = frozenset(
+    {
+        dns.rdatatype.RRSIG,
+        dns.rdatatype.NSEC,
+        dns.rdatatype.SIG,
+        dns.rdatatype.NXT,
+        dns.rdatatype.KEY,
+    }
+)
+# BIND ignores adds of MD and MF (RFC 1123 §6.1.3.2: not in master files).
+_IGNORED_ADDS = frozenset({dns.rdatatype.MD, dns.rdatatype.MF})
+
+# (ttl, rdata wire): one record of an RRset in the working view.
+RR = tuple[int, bytes]
+# (lower-cased owner wire, rdtype)
+Key = tuple[bytes, int]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One update RR after the prescan: what to do, in message order."""
+
+    kind: str  # "add" | "delete_rrset" | "delete_name" | "delete_rr"
+    name: dns.name.Name
+    rdtype: int
+    ttl: int = 0
+    rdata: bytes = b""
+
+
+def canonical(rdtype: int, rdata: bytes) -> bytes:
+    """The rdata in canonical form (RFC 4034 §6.2), for comparing records."""
+    if rdtype in _PLAIN:
+        return rdata
+    try:
+        rd = dns.rdata.from_wire(IN, cast(dns.rdatatype.RdataType, rdtype), rdata, 0, len(rdata))
+    except dns.exception.DNSException:
+        return rdata
+    return rd.to_digestable()  # type: ignore[no-any-return]
+
+
+def type_text(rdtype: int) -> str:
+    return dns.rdatatype.to_text(cast(dns.rdatatype.RdataType, rdtype))
+
+
+def low_wire(name: dns.name.Name) -> bytes:
+    """Lower-cased wire form: ZoneData's key for a name."""
+    return name_to_wire(name).lower()
+
+
+# ---------------------------------------------------------------------------
+# The working view: the zone as the update RRs so far left it.
+
+
+class WorkingView:
+    """The zone's content with this message's changes so far (copy on touch)."""
+
+    def __init__(self, zone: ZoneData) -> None:
+        self.zone = zone
+        self.original: dict[Key, list[RR]] = {}
+        self.current: dict[Key, list[RR]] = {}
+        self.touched_types: dict[bytes, set[int]] = {}
+        # owner case of names the message creates: the first spelling seen
+        self.new_owners: dict[bytes, bytes] = {}
+
+    def rrset(self, low: bytes, rdtype: int) -> list[RR]:
+        """The records of an RRset (the view's own list: change it via put)."""
+        key = (low, rdtype)
+        rrs = self.current.get(key)
+        if rrs is None:
+            original = [(ttl, rdata) for _, _, ttl, rdata in self.zone.records_at(low, rdtype)]
+            self.original[key] = original
+            rrs = self.current[key] = list(original)
+        return rrs
+
+    def put(self, low: bytes, rdtype: int, rrs: list[RR]) -> None:
+        self.rrset(low, rdtype)  # remember the original first
+        self.current[(low, rdtype)] = rrs
+        self.touched_types.setdefault(low, set()).add(rdtype)
+
+    def types(self, low: bytes) -> set[int]:
+        """The types that have records at a name."""
+        node = self.zone.nodes.get(low)
+        types = set(node) if node else set()
+        for rdtype in self.touched_types.get(low, ()):
+            if self.current[(low, rdtype)]:
+                types.add(rdtype)
+            else:
+                types.discard(rdtype)
+        return types
+
+    def owner(self, name: dns.name.Name, low: bytes) -> bytes:
+        """The owner wire for records added at `name`: the zone's stored case."""
+        if low in self.zone.nodes:
+            return self.zone.owner_wire(low)
+        return self.new_owners.setdefault(low, name_to_wire(name))
+
+    def changeset(self) -> Changeset:
+        """The net change from the zone to the view."""
+        changes = Changeset()
+        for (low, rdtype), rrs in self.current.items():
+            before = self.original[(low, rdtype)]
+            if rrs == before:
+                continue
+            old = set(before)
+            new = set(rrs)
+            if low in self.zone.nodes:
+                owner = self.zone.owner_wire(low)
+            else:
+                owner = self.new_owners[low]
+            changes.removed.extend(
+                (owner, rdtype, ttl, rdata) for ttl, rdata in before if (ttl, rdata) not in new
+            )
+            changes.added.extend(
+                (owner, rdtype, ttl, rdata) for ttl, rdata in rrs if (ttl, rdata) not in old
+            )
+        return changes
+
+
+# ---------------------------------------------------------------------------
+# RFC 2136 §3.1: the zone section
+
+
+def check_zone_section(zone: ZoneData, msg: dns.update.UpdateMessage) -> None:
+    """§3.1.1: exactly one zone RR, type SOA, naming this zone in class IN."""
+    if len(msg.zone) != 1:
+        raise FormErr(f"{len(msg.zone)} RRs in the zone section (need exactly 1)")
+    rrset = msg.zone[0]
+    if rrset.rdtype != SOA:
+        raise FormErr("zone section type is not SOA")
+    if rrset.rdclass != IN or rrset.name != zone.origin:
+        # BIND looks the zone up by name and class: no such zone here.
+        raise NotAuth(f"not authoritative for {rrset.name}")
+
+
+# ---------------------------------------------------------------------------
+# RFC 2136 §3.2: prerequisites
+
+
+def check_prerequisites(
+    zone: ZoneData, prerequisites: Sequence[dns.rrset.RRset], ttls: Sequence[int]
+) -> None:
+    """§3.2: each prerequisite in order, then the value-dependent RRsets (§3.2.3)."""
+    origin = zone.origin
+    wanted: dict[Key, set[bytes]] = {}
+    for rrset, ttl in zip(prerequisites, ttls, strict=True):
+        name = rrset.name
+        if ttl != 0:
+            raise FormErr(f"prerequisite {name} has TTL {ttl} (must be 0)")
+        if not name.is_subdomain(origin):
+            raise NotZone(f"prerequisite {name} is outside the zone")
+        low = low_wire(name)
+        rdtype = rrset.rdtype
+        if rrset.deleting == ANY_CLASS:  # §2.4.1 / §2.4.4: must exist
+            if rdtype == ANY:
+                if low not in zone.nodes:
+                    raise PrerequisiteFailed(dns.rcode.NXDOMAIN, f"{name} does not exist")
+            elif not zone.records_at(low, rdtype):
+                raise PrerequisiteFailed(
+                    dns.rcode.NXRRSET, f"{name}/{type_text(rdtype)} does not exist"
+                )
+        elif rrset.deleting == NONE_CLASS:  # §2.4.3 / §2.4.5: must not exist
+            if rdtype == ANY:
+                if low in zone.nodes:
+                    raise PrerequisiteFailed(dns.rcode.YXDOMAIN, f"{name} exists")
+            elif zone.records_at(low, rdtype):
+                raise PrerequisiteFailed(dns.rcode.YXRRSET, f"{name}/{type_text(rdtype)} exists")
+        elif rrset.deleting is None and rrset.rdclass == IN:  # §2.4.2: value-dependent
+            values = wanted.setdefault((low, rdtype), set())
+            values.update(canonical(rdtype, rd.to_wire()) for rd in rrset)
+        else:
+            raise FormErr(f"prerequisite {name} has class {rrset.rdclass}")
+    for (low, wanted_type), values in wanted.items():
+        records = zone.records_at(low, wanted_type)
+        if {canonical(wanted_type, rdata) for _, _, _, rdata in records} != values:
+            name = dns.name.from_wire(low, 0)[0]
+            raise PrerequisiteFailed(
+                dns.rcode.NXRRSET,
+                f"{name}/{type_text(wanted_type)} differs from the prerequisite",
+            )
+
+
+# ---------------------------------------------------------------------------
+# RFC 2136 §3.3 and §3.4.1: permissions and prescan
+
+
+def prescan(
+    zone: ZoneData,
+    updates: Sequence[dns.rrset.RRset],
+    ttls: Sequence[int],
+    rules: Sequence[PolicyRule],
+    key_name: dns.name.Name | None,
+) -> list[Operation]:
+    """Check every update RR and turn it into an Operation.
+
+    Like BIND, one pass over the RRs in order: NOTZONE (§3.4.1.2), then the
+    class/type/TTL rules (§3.4.1.3, FORMERR), then the policy (§3.3, REFUSED).
+    """
+    origin = zone.origin
+    operations: list[Operation] = []
+    for rrset, ttl in zip(updates, ttls, strict=True):
+        name = rrset.name
+        rdtype = rrset.rdtype
+        if not name.is_subdomain(origin):
+            raise NotZone(f"update RR {name} is outside the zone")
+        meta = dns.rdatatype.is_metatype(rdtype)
+        new: list[Operation]
+        if rrset.deleting is None:
+            if rrset.rdclass != IN:
+                raise FormErr(f"update RR {name} has class {rrset.rdclass}")
+            if meta:
+                raise FormErr(f"update RR {name} adds meta type {rdtype}")
+            new = [Operation("add", name, rdtype, ttl, rd.to_wire()) for rd in rrset]
+        elif rrset.deleting == ANY_CLASS:
+            if ttl != 0 or (meta and rdtype != ANY):
+                raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
+            kind = "delete_name" if rdtype == ANY else "delete_rrset"
+            new = [Operation(kind, name, rdtype)]
+        else:  # NONE_CLASS
+            if ttl != 0 or meta:
+                raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
+            new = [Operation("delete_rr", name, rdtype, 0, rd.to_wire()) for rd in rrset]
+        for rdtype_checked in _policy_types(zone, name, rdtype):
+            if not policy.allowed(rules, origin, key_name, name, rdtype_checked):
+                who = key_name.to_text(omit_final_dot=True) if key_name else "unsigned"
+                raise Refused(f"{who} may not update {name}/{type_text(rdtype_checked)}")
+        operations.extend(new)
+    return operations
+
+
+def _policy_types(zone: ZoneData, name: dns.name.Name, rdtype: int) -> Iterable[int]:
+    """The types the policy must allow for an update RR.
+
+    A delete of every RRset of a name (type ANY) needs each type there
+    (BIND's ssu_checkall), except the apex SOA and NS it never deletes.
+    """
+    if rdtype != ANY:
+        return (rdtype,)
+    node = zone.nodes.get(low_wire(name))
+    if not node:
+        return ()
+    if name == zone.origin:
+        return [t for t in node if t not in (SOA, NS)]
+    return list(node)
+
+
+# ---------------------------------------------------------------------------
+# RFC 2136 §3.4.2: apply, in order, to the working view
+
+
+def apply_operation(view: WorkingView, op: Operation) -> None:
+    if op.kind == "add":
+        add_rr(view, op)
+    elif op.kind == "delete_rrset":
+        delete_rrset(view, op)
+    elif op.kind == "delete_name":
+        delete_name(view, op)
+    else:
+        delete_rr(view, op)
+
+
+def add_rr(view: WorkingView, op: Operation) -> None:
+    """§3.4.2.2: add one RR, with the special cases BIND applies."""
+    zone = view.zone
+    low = low_wire(op.name)
+    rdtype = op.rdtype
+    if rdtype in _IGNORED_ADDS:
+        return
+    view.owner(op.name, low)
+    if rdtype == SOA:
+        # Only at the apex, and only with a newer serial (RFC 1982); it replaces.
+        if low != zone.apex:
+            return
+        current = view.rrset(low, SOA)
+        if current and not _serial_newer(op.rdata, current[0][1]):
+            return
+        view.put(low, SOA, [(op.ttl, op.rdata)])
+        return
+    types = view.types(low)
+    if rdtype == CNAME:
+        # CNAME exclusivity (RFC 1034 §3.6.2): BIND ignores the add that conflicts.
+        if any(t != CNAME and t not in _AT_CNAME for t in types):
+            return
+    elif CNAME in types and rdtype not in _AT_CNAME:
+        return
+    rrs = view.rrset(low, rdtype)
+    if rdtype in (CNAME, DNAME):
+        # Singletons: the new RR replaces the old one (RFC 2136 §3.4.2.2).
+        if rrs != [(op.ttl, op.rdata)]:
+            view.put(low, rdtype, [(op.ttl, op.rdata)])
+        return
+    new = canonical(rdtype, op.rdata)
+    if any(ttl == op.ttl and canonical(rdtype, rdata) == new for ttl, rdata in rrs):
+        return  # a duplicate: ignored
+    # Like BIND: the whole RRset takes the added RR's TTL; an equal RR is replaced.
+    kept = [(op.ttl, rdata) for _, rdata in rrs if canonical(rdtype, rdata) != new]
+    view.put(low, rdtype, [*kept, (op.ttl, op.rdata)])
+
+
+def delete_rrset(view: WorkingView, op: Operation) -> None:
+    """§3.4.2.3: delete an RRset; never the apex SOA or NS."""
+    low = low_wire(op.name)
+    if low == view.zone.apex and op.rdtype in (SOA, NS):
+        return
+    if view.rrset(low, op.rdtype):
+        view.put(low, op.rdtype, [])
+
+
+def delete_name(view: WorkingView, op: Operation) -> None:
+    """§3.4.2.3: delete every RRset of a name; at the apex SOA and NS stay."""
+    low = low_wire(op.name)
+    apex = low == view.zone.apex
+    for rdtype in view.types(low):
+        if apex and rdtype in (SOA, NS):
+            continue
+        view.put(low, rdtype, [])
+
+
+def delete_rr(view: WorkingView, op: Operation) -> None:
+    """§3.4.2.4: delete one RR; never an SOA, never the last apex NS."""
+    low = low_wire(op.name)
+    rdtype = op.rdtype
+    if rdtype == SOA:
+        return
+    rrs = view.rrset(low, rdtype)
+    if not rrs:
+        return
+    target = canonical(rdtype, op.rdata)
+    kept = [(ttl, rdata) for ttl, rdata in rrs if canonical(rdtype, rdata) != target]
+    if len(kept) == len(rrs):
+        return
+    if not kept and rdtype == NS and low == view.zone.apex:
+        return  # BIND: "attempt to delete last NS ignored"
+    view.put(low, rdtype, kept)
+
+
+def _serial_newer(new_soa: bytes, old_soa: bytes) -> bool:
+    new = _soa_serial(new_soa)
+    old = _soa_serial(old_soa)
+    return dns.serial.Serial(new) > dns.serial.Serial(old)  # type: ignore[no-any-return]
+
+
+def _soa_serial(rdata: bytes) -> int:
+    soa = dns.rdata.from_wire(IN, SOA, rdata, 0, len(rdata))
+    assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
+    return int(soa.serial)
+
+
+# ---------------------------------------------------------------------------
+# The whole message
+
+
+def section_ttls(msg: dns.update.UpdateMessage, wire: bytes | None) -> tuple[list[int], list[int]]:
+    """The TTLs of the prerequisite and update RRs as sent.
+
+    dnspython keeps no TTL for RRs without rdata, so they are read from the
+    wire when it was parsed one RR per RRset; otherwise the RRsets' TTLs.
+    """
+    prereq = [rrset.ttl for rrset in msg.prerequisite]
+    update = [rrset.ttl for rrset in msg.update]
+    if wire is None or len(wire) < 12:
+        return prereq, update
+    qdcount, ancount, nscount, _ = struct.unpack_from("!HHHH", wire, 4)
+    if ancount != len(prereq) or nscount != len(update):
+        return prereq, update
+    parser = dns.wire.Parser(wire, 12)
+    for _ in range(qdcount):
+        parser.get_name(decompress=True)
+        parser.get_struct("!HH")
+    ttls: list[int] = []
+    for _ in range(ancount + nscount):
+        parser.get_name(decompress=True)
+        _rdtype, _rdclass, ttl, rdlen = parser.get_struct("!HHIH")
+        parser.seek(parser.current + rdlen)
+        ttls.append(ttl)
+    return ttls[:ancount], ttls[ancount:]
+
+
+def process(
+    zone: ZoneData,
+    msg: dns.update.UpdateMessage,
+    rules: Sequence[PolicyRule],
+    key_name: dns.name.Name | None,
+    wire: bytes | None = None,
+) -> Changeset:
+    """The net changes of an UPDATE message (empty: it changes nothing).
+
+    Raises the DnsError that answers the message (FORMERR, NOTAUTH, NOTZONE,
+    REFUSED, or the prerequisite's rcode). The SOA serial is not bumped here
+    (Store.prepare does that once per version); an explicit newer SOA in the
+    message is passed through.
+    """
+    check_zone_section(zone, msg)
+    prereq_ttls, update_ttls = section_ttls(msg, wire)
+    check_prerequisites(zone, msg.prerequisite, prereq_ttls)
+    operations = prescan(zone, msg.update, update_ttls, rules, key_name)
+    view = WorkingView(zone)
+    for op in operations:
+        apply_operation(view, op)
+    return view.changeset()
+
+
+__all__ = ["Operation", "WorkingView", "process", "canonical", "Record"]

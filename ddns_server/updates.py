@@ -1,0 +1,124 @@
+"""RFC 2136 UPDATE requests: zone lookup, policy, processing, commit, answer.
+
+The dnsmsg.UpdateProcessor that DnsHandler hands UPDATE messages to. The RFC
+logic is in update.py (pure); this glues it to the Store: find the zone,
+refuse who may not update it, compute the changeset, commit it (journal
+first, then the in-memory zone) and answer. One log line per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.update
+
+from ddns_server import policy
+from ddns_server.config import PolicyRule, Zone
+from ddns_server.dnsmsg import Source, make_response
+from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
+from ddns_server.journal import StaleJournal
+from ddns_server.store import Store
+from ddns_server.update import process
+from ddns_server.zonedata import ZoneData, name_to_wire
+
+log = logging.getLogger("ddns_server.updates")
+
+CHANNEL = "rfc2136"
+
+
+class UpdateProcessor:
+    """Answers UPDATE messages for the store's zones under their policies."""
+
+    def __init__(self, store: Store, zones: Iterable[Zone]) -> None:
+        self.store = store
+        self.policies: dict[bytes, tuple[PolicyRule, ...]] = {}
+        self.configure(zones)
+
+    def configure(self, zones: Iterable[Zone]) -> None:
+        """Take the zones' update policies (at start and on SIGHUP)."""
+        self.policies = {name_to_wire(z.name).lower(): z.update_policy for z in zones}
+
+    def handle_update(
+        self, query: dns.message.Message, source: Source, wire: bytes | None = None
+    ) -> dns.message.Message:
+        """The response to one UPDATE (signed later by the caller when the query was)."""
+        key_name: dns.name.Name | None = query.keyname if query.had_tsig else None
+        who = key_name.to_text(omit_final_dot=True) if key_name is not None else "-"
+        zone_text = query.question[0].name.to_text() if query.question else "?"
+        try:
+            serial = self._update(query, key_name, who, source, wire)
+        except DnsError as e:
+            log.info(
+                "update %s from %s#%d key %s: %s (%s)",
+                zone_text,
+                source[0],
+                source[1],
+                who,
+                dns.rcode.to_text(e.rcode),
+                e,
+            )
+            return make_response(query, e.rcode)
+        if serial is None:
+            log.info(
+                "update %s from %s#%d key %s: NOERROR (no change)",
+                zone_text,
+                source[0],
+                source[1],
+                who,
+            )
+        return make_response(query, dns.rcode.NOERROR)
+
+    def _update(
+        self,
+        query: dns.message.Message,
+        key_name: dns.name.Name | None,
+        who: str,
+        source: Source,
+        wire: bytes | None,
+    ) -> int | None:
+        """Apply the update; the new serial, or None when nothing changed."""
+        if not isinstance(query, dns.update.UpdateMessage):
+            raise FormErr("not an UPDATE message")
+        if len(query.zone) != 1:
+            raise FormErr(f"{len(query.zone)} RRs in the zone section (need exactly 1)")
+        # Versions other processes journaled (rollback, import) first.
+        self.store.poll()
+        zone = self._zone(query)
+        rules = self.policies.get(zone.apex, ())
+        # Like BIND for unsigned requests, and for keys no rule names: refused
+        # before the prerequisites, so they cannot probe the zone.
+        if key_name is None:
+            raise Refused("unsigned updates are not allowed")
+        if key_name not in policy.granted_keys(rules):
+            raise Refused(f"no update policy rule for key {who}")
+        for attempt in range(2):
+            changeset = process(zone, query, rules, key_name, wire)
+            if not changeset:
+                return None
+            try:
+                version = self.store.commit(zone, changeset, who, source[0], CHANNEL)
+            except StaleJournal:
+                # Another process journaled a version meanwhile: read it, recompute.
+                if attempt:
+                    raise ServFail("the journal kept changing") from None
+                self.store.poll()
+                zone = self._zone(query)
+                continue
+            except Exception as e:  # the journal could not be written: nothing changed
+                log.exception("update %s: journal write failed", zone.origin)
+                raise ServFail(f"journal write failed: {e}") from e
+            return version.serial
+        return None
+
+    def _zone(self, query: dns.update.UpdateMessage) -> ZoneData:
+        """RFC 2136 §3.1.1: the zone section must name a zone served here."""
+        zone_rr = query.zone[0]
+        zone = self.store.zone_for(zone_rr.name)
+        if zone is None or zone_rr.rdclass != dns.rdataclass.IN:
+            raise NotAuth(f"not authoritative for {zone_rr.name}")
+        return zone
