@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,14 +145,17 @@ class Journal:
     def zone_names(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT name FROM zones ORDER BY name")]
 
-    def load(self, zone: str) -> list[Record]:
-        """The zone's current records."""
+    def load(self, zone: str) -> Iterator[Record]:
+        """The zone's current records (a cursor: streamed, never all in a list)."""
         zone_id = self.zone_id(zone)
         if zone_id is None:
-            return []
-        return self.conn.execute(
-            "SELECT owner, rdtype, ttl, rdata FROM records WHERE zone_id = ?", (zone_id,)
-        ).fetchall()
+            return iter(())
+        return iter(
+            self.conn.execute(
+                "SELECT owner, rdtype, ttl, rdata FROM records WHERE zone_id = ?",
+                (zone_id,),
+            )
+        )
 
     # -- writing --------------------------------------------------------------
 

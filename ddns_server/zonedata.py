@@ -127,20 +127,38 @@ class ZoneData:
 
     @classmethod
     def from_records(cls, origin: dns.name.Name, records: Iterable[Record]) -> ZoneData:
+        """Build from records in one tight pass, then the bookkeeping in another."""
         zone = cls(origin)
-        grouped: dict[bytes, dict[int, list[bytes]]] = {}
-        owners: dict[bytes, bytes] = {}
+        nodes = zone.nodes
+        case = zone.case
+        pack = _RR_HEADER.pack
+        count = 0
         for owner, rdtype, ttl, rdata in records:
             low = owner.lower()
-            if low not in grouped:
-                grouped[low] = {}
-                owners[low] = owner
-            grouped[low].setdefault(rdtype, []).append(
-                QNAME_POINTER + _RR_HEADER.pack(rdtype, IN, ttl, len(rdata)) + rdata
-            )
-        for low, types in grouped.items():
-            node = {rdtype: (len(rrs), b"".join(rrs)) for rdtype, rrs in types.items()}
-            zone._add_node(low, owners[low], node, bulk=True)
+            node = nodes.get(low)
+            if node is None:
+                node = nodes[low] = {}
+                if owner != low:
+                    case[low] = owner
+            rr = QNAME_POINTER + pack(rdtype, IN, ttl, len(rdata)) + rdata
+            current = node.get(rdtype)
+            node[rdtype] = (1, rr) if current is None else (current[0] + 1, current[1] + rr)
+            count += 1
+        zone.record_count = count
+        apex = zone.apex
+        below = zone.below
+        for low, node in nodes.items():
+            if low == apex:
+                continue
+            if NS in node:
+                zone.cuts.add(low)
+            if low.startswith(b"\x01*"):
+                zone.wildcards += 1
+            name = parent(low)
+            below[name] = below.get(name, 0) + 1
+            while name != apex and name:
+                name = parent(name)
+                below[name] = below.get(name, 0) + 1
         zone._mark_occluded()
         zone._refresh_soa()
         return zone
