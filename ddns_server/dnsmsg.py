@@ -8,6 +8,8 @@ here, in one place.
 
 from __future__ import annotations
 
+import hmac
+import logging
 import struct
 import time
 from collections.abc import Callable
@@ -20,16 +22,28 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
+import dns.wire
 
 from ddns_server.errors import DnsError
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine, opt_record, udp_limit
 
+log = logging.getLogger("ddns_server.dnsmsg")
+
 Keyring = dict[dns.name.Name, dns.tsig.Key]
 Source = tuple[str, int]
+
+# RFC 8945 TSIG error names (rcode 16 is BADVERS too, for EDNS).
+_TSIG_ERRORS: dict[int, str] = {
+    dns.rcode.BADSIG: "BADSIG",
+    dns.rcode.BADKEY: "BADKEY",
+    dns.rcode.BADTIME: "BADTIME",
+    dns.rcode.BADTRUNC: "BADTRUNC",
+}
 
 _META_NOTIMP = {dns.rdatatype.MAILA, dns.rdatatype.MAILB, dns.rdatatype.TKEY}
 
@@ -76,15 +90,16 @@ class DnsHandler:
         try:
             query = dns.message.from_wire(data, keyring=self.keyring)
         except dns.message.UnknownTSIGKey:
-            return [tsig_error_response(data, dns.rcode.BADKEY)]
+            return [self._tsig_error(data, source, dns.rcode.BADKEY)]
         except dns.tsig.BadSignature:
-            return [tsig_error_response(data, dns.rcode.BADSIG)]
+            return [self._bad_signature_response(data, source)]
         except dns.tsig.BadTime:
-            return [self._badtime_response(data)]
+            return [self._tsig_error(data, source, dns.rcode.BADTIME)]
         except dns.message.BadEDNS:
             return [error_response(data, dns.rcode.FORMERR)]
         except (dns.tsig.BadKey, dns.tsig.BadAlgorithm):
-            return [tsig_error_response(data, dns.rcode.BADKEY)]
+            # BIND looks keys up by name and algorithm: another algorithm is another key.
+            return [self._tsig_error(data, source, dns.rcode.BADKEY)]
         except (dns.exception.DNSException, ValueError, struct.error, IndexError):
             return [error_response(data, dns.rcode.FORMERR)]
         try:
@@ -113,14 +128,15 @@ class DnsHandler:
             if self.transfers is None:
                 return [self.finish(query, make_response(query, dns.rcode.NOTIMP), tcp)]
             return self.transfers.handle_transfer(query, source, tcp)
-        if rdtype == dns.rdatatype.OPT:
+        if rdtype in (dns.rdatatype.OPT, dns.rdatatype.TSIG):
+            # RFC 6891 §6.1.1, RFC 8945 §5: pseudo-RR types never go in a question (BIND: FORMERR)
             return [self.finish(query, make_response(query, dns.rcode.FORMERR), tcp)]
         if rdtype in _META_NOTIMP:
             return [self.finish(query, make_response(query, dns.rcode.NOTIMP), tcp)]
         if question.rdclass != dns.rdataclass.IN:
             return [self.finish(query, make_response(query, dns.rcode.REFUSED), tcp)]
         head = data[0:4]
-        question_wire = question.name.to_wire() + struct.pack("!HH", rdtype, question.rdclass)
+        question_wire = _name_wire(question.name) + struct.pack("!HH", rdtype, question.rdclass)
         opt = b""
         limit = 512
         if query.edns == 0:
@@ -150,22 +166,77 @@ class DnsHandler:
             response.flags |= dns.flags.TC
             return response.to_wire(max_size=max_size)  # type: ignore[no-any-return]
 
-    def _badtime_response(self, data: bytes) -> bytes:
-        """RFC 8945 §5.2.3: BADTIME, signed, with our time in "other data"."""
-        query = dns.message.from_wire(data, keyring=False)
-        response = make_response(query, dns.rcode.NOTAUTH)
-        keyname = query.keyname
+    def _tsig_error(self, data: bytes, source: Source, tsig_error: int) -> bytes:
+        """Answer, and log, a request whose TSIG failed (RFC 8945 §5.2).
+
+        BADTIME and BADTRUNC come after the MAC verified: signed. BADKEY and
+        BADSIG: unsigned (§5.3.2).
+        """
+        _, keyname, _ = _unverified(data)
+        log.info(
+            "client %s#%d: TSIG key %s: %s",
+            source[0],
+            source[1],
+            keyname.to_text(omit_final_dot=True),
+            _TSIG_ERRORS.get(tsig_error, str(tsig_error)),
+        )
+        if tsig_error in (dns.rcode.BADTIME, dns.rcode.BADTRUNC):
+            return self._signed_tsig_error(data, tsig_error)
+        return tsig_error_response(data, tsig_error, int(self.clock()))
+
+    def _bad_signature_response(self, data: bytes, source: Source) -> bytes:
+        """The MAC did not verify in full: FORMERR, BADTRUNC, BADTIME or BADSIG.
+
+        RFC 8945 §5.2.2.1, as BIND checks it: a MAC longer than the hash, or
+        shorter than max(10, half the hash), is FORMERR. dnspython compares
+        whole MACs only, so a truncated MAC of an allowed length is checked
+        here; when it verifies, our policy (BIND's for keys without
+        digest-bits, the only kind the config has) wants the whole MAC:
+        BADTRUNC, signed (or BADTIME first when the time is off, as BIND
+        orders the checks). Anything else is BADSIG.
+        """
+        _, keyname, rdata = _unverified(data)
+        key = self.keyring[keyname]
+        size = len(rdata.mac)
+        full = dns.tsig.mac_sizes[key.algorithm]
+        if size > full or (size and size < max(10, (full + 1) // 2)):
+            log.info("client %s#%d: TSIG MAC of %d octets: FORMERR", source[0], source[1], size)
+            return error_response(data, dns.rcode.FORMERR)
+        if 0 < size < full and _truncated_mac_verifies(data, key, rdata):
+            if abs(int(self.clock()) - rdata.time_signed) > rdata.fudge:
+                return self._tsig_error(data, source, dns.rcode.BADTIME)
+            return self._tsig_error(data, source, dns.rcode.BADTRUNC)
+        return self._tsig_error(data, source, dns.rcode.BADSIG)
+
+    def _signed_tsig_error(self, data: bytes, tsig_error: int) -> bytes:
+        """NOTAUTH with a signed TSIG error, for a request whose MAC verified.
+
+        RFC 8945 §5.2.3, like BIND: for BADTIME the time signed is the
+        request's and "other data" holds our time (48 bits); the request MAC
+        is digested first (§5.3).
+        """
+        query, keyname, request = _unverified(data)
         key = self.keyring[keyname]
         now = int(self.clock())
-        response.use_tsig(
-            key,
-            keyname,
-            tsig_error=dns.rcode.BADTIME,
-            other_data=struct.pack("!HI", now >> 32, now & 0xFFFFFFFF),
-            algorithm=key.algorithm,
+        other = b""
+        time_signed = now
+        if tsig_error == dns.rcode.BADTIME:
+            other = struct.pack("!HI", now >> 32, now & 0xFFFFFFFF)
+            time_signed = request.time_signed
+        wire = _to_wire(make_response(query, dns.rcode.NOTAUTH))
+        rdata = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY,
+            dns.rdatatype.TSIG,
+            key.algorithm,
+            time_signed,
+            request.fudge,
+            b"",
+            query.id,
+            tsig_error,
+            other,
         )
-        response.request_mac = query.mac
-        return response.to_wire()  # type: ignore[no-any-return]
+        signed, _ = dns.tsig.sign(wire, key, rdata, time_signed, request.mac)
+        return _append_tsig(wire, keyname, signed)
 
 
 def make_response(query: dns.message.Message, rcode: int) -> dns.message.Message:
@@ -173,7 +244,7 @@ def make_response(query: dns.message.Message, rcode: int) -> dns.message.Message
     response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)
     response.flags &= ~dns.flags.RA
     response.flags |= query.flags & dns.flags.CD
-    response.set_rcode(rcode)
+    response.set_rcode(dns.rcode.Rcode.make(rcode))
     if query.edns >= 0 and query.ednsflags & dns.flags.DO:
         response.ednsflags |= dns.flags.DO
     return response
@@ -188,34 +259,88 @@ def error_response(data: bytes, rcode: int) -> bytes:
     return data[0:2] + bytes((flags1, rcode & 0x0F)) + b"\x00" * 8
 
 
-def tsig_error_response(data: bytes, tsig_error: int) -> bytes:
+def tsig_error_response(data: bytes, tsig_error: int, now: int) -> bytes:
     """RFC 8945 §5.3.2: NOTAUTH with an unsigned TSIG carrying the error.
 
-    The question is echoed; the TSIG record has an empty MAC.
+    For BADKEY and BADSIG: the question is echoed; the TSIG record has an
+    empty MAC and, like BIND's, our time as its time signed.
     """
-    query = dns.message.from_wire(data, keyring=False)
-    response = make_response(query, dns.rcode.NOTAUTH)
-    response.use_edns(False) if query.edns < 0 else None
-    wire = bytearray(response.to_wire())
-    tsig = query.tsig[0]
+    query, keyname, tsig = _unverified(data)
+    wire = _to_wire(make_response(query, dns.rcode.NOTAUTH))
     rdata = dns.rdtypes.ANY.TSIG.TSIG(
         dns.rdataclass.ANY,
         dns.rdatatype.TSIG,
         tsig.algorithm,
-        tsig.time_signed,
+        now,
         tsig.fudge,
         b"",
         query.id,
         tsig_error,
         b"",
     )
+    return _append_tsig(wire, keyname, rdata)
+
+
+def _unverified(
+    data: bytes,
+) -> tuple[dns.message.Message, dns.name.Name, dns.rdtypes.ANY.TSIG.TSIG]:
+    """A signed request parsed without checking its TSIG, to answer a TSIG error."""
+    query = dns.message.from_wire(data, keyring=False)
+    assert query.tsig is not None and query.keyname is not None
+    rdata = query.tsig[0]
+    assert isinstance(rdata, dns.rdtypes.ANY.TSIG.TSIG)
+    return query, query.keyname, rdata
+
+
+def _name_wire(name: dns.name.Name) -> bytes:
+    wire = name.to_wire()
+    assert wire is not None
+    return wire
+
+
+def _to_wire(message: dns.message.Message) -> bytes:
+    wire = message.to_wire()
+    assert wire is not None
+    return wire
+
+
+def _append_tsig(wire: bytes, keyname: dns.name.Name, rdata: dns.rdata.Rdata) -> bytes:
+    """`wire` with a TSIG record added at the end of the additional section."""
     rdata_wire = rdata.to_wire()
-    wire += query.keyname.to_wire()
-    wire += struct.pack("!HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata_wire))
-    wire += rdata_wire
-    arcount = struct.unpack_from("!H", wire, 10)[0] + 1
-    struct.pack_into("!H", wire, 10, arcount)
-    return bytes(wire)
+    owner = keyname.to_wire()  # RFC 8945 §4.2: the key name is not compressed
+    assert rdata_wire is not None and owner is not None
+    out = bytearray(wire)
+    out += owner
+    out += struct.pack("!HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata_wire))
+    out += rdata_wire
+    arcount = struct.unpack_from("!H", out, 10)[0] + 1
+    struct.pack_into("!H", out, 10, arcount)
+    return bytes(out)
+
+
+def _tsig_start(wire: bytes) -> int:
+    """Where the last record (the TSIG) of a message starts."""
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", wire, 4)
+    parser = dns.wire.Parser(wire, 12)
+    for _ in range(qdcount):
+        parser.get_name(decompress=True)
+        parser.get_struct("!HH")
+    for _ in range(ancount + nscount + arcount - 1):
+        parser.get_name(decompress=True)
+        rdlen = parser.get_struct("!HHIH")[3]
+        parser.seek(parser.current + rdlen)
+    return parser.current
+
+
+def _truncated_mac_verifies(
+    data: bytes, key: dns.tsig.Key, rdata: dns.rdtypes.ANY.TSIG.TSIG
+) -> bool:
+    """RFC 8945 §5.2.2.1 (4): does a truncated MAC equal the start of ours?"""
+    start = _tsig_start(data)
+    arcount = struct.unpack_from("!H", data, 10)[0] - 1
+    unsigned = data[:10] + struct.pack("!H", arcount) + data[12:start]
+    expected, _ = dns.tsig.sign(unsigned, key, rdata, rdata.time_signed, b"")
+    return hmac.compare_digest(expected.mac[: len(rdata.mac)], rdata.mac)
 
 
 __all__ = ["DnsHandler", "make_response", "error_response", "tsig_error_response"]

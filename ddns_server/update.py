@@ -10,10 +10,9 @@ The update RRs are applied one after the other to a working view, so a
 message's later RRs see its earlier ones (RFC 2136 §3.4.2). Where the RFC
 leaves room, this does what BIND 9 does (bin/named/update.c), and says so.
 
-The message should be parsed with `one_rr_per_rrset=True`: dnspython
-otherwise merges the RRs of one name and type, which loses their order. Pass
-the wire too: dnspython drops the TTL of RRs without rdata, and RFC 2136
-wants those to be zero.
+dnspython parses UPDATE messages one RRset per RR, so their order is kept.
+It keeps no TTL for RRs without rdata, and RFC 2136 wants those to be zero:
+the TTLs are read again from the message's wire (`Message.wire`).
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ import dns.wire
 from ddns_server import policy
 from ddns_server.config import PolicyRule
 from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
-from ddns_server.zonedata import Changeset, Record, ZoneData, name_to_wire
+from ddns_server.zonedata import Changeset, ZoneData, name_to_wire
 
 IN = dns.rdataclass.IN
 ANY_CLASS = dns.rdataclass.ANY
@@ -407,7 +406,8 @@ def section_ttls(msg: dns.update.UpdateMessage, wire: bytes | None) -> tuple[lis
     """The TTLs of the prerequisite and update RRs as sent.
 
     dnspython keeps no TTL for RRs without rdata, so they are read from the
-    wire when it was parsed one RR per RRset; otherwise the RRsets' TTLs.
+    wire (when the sections hold one RR per RRset, as dnspython parses
+    UPDATE messages); otherwise the RRsets' TTLs.
     """
     prereq = [rrset.ttl for rrset in msg.prerequisite]
     update = [rrset.ttl for rrset in msg.update]
@@ -444,7 +444,7 @@ def process(
     message is passed through.
     """
     check_zone_section(zone, msg)
-    prereq_ttls, update_ttls = section_ttls(msg, wire)
+    prereq_ttls, update_ttls = section_ttls(msg, wire if wire is not None else msg.wire)
     check_prerequisites(zone, msg.prerequisite, prereq_ttls)
     operations = prescan(zone, msg.update, update_ttls, rules, key_name)
     view = WorkingView(zone)
@@ -453,4 +453,4 @@ def process(
     return view.changeset()
 
 
-__all__ = ["Operation", "WorkingView", "process", "canonical", "Record"]
+__all__ = ["Operation", "WorkingView", "canonical", "process"]

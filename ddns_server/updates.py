@@ -43,15 +43,19 @@ class UpdateProcessor:
         """Take the zones' update policies (at start and on SIGHUP)."""
         self.policies = {name_to_wire(z.name).lower(): z.update_policy for z in zones}
 
-    def handle_update(
-        self, query: dns.message.Message, source: Source, wire: bytes | None = None
-    ) -> dns.message.Message:
+    def handle_update(self, query: dns.message.Message, source: Source) -> dns.message.Message:
         """The response to one UPDATE (signed later by the caller when the query was)."""
         key_name: dns.name.Name | None = query.keyname if query.had_tsig else None
         who = key_name.to_text(omit_final_dot=True) if key_name is not None else "-"
         zone_text = query.question[0].name.to_text() if query.question else "?"
         try:
-            serial = self._update(query, key_name, who, source, wire)
+            try:
+                serial = self._update(query, key_name, who, source)
+            except DnsError:
+                raise
+            except Exception as e:  # never leave a client without an answer
+                log.exception("update %s: internal error", zone_text)
+                raise ServFail(str(e)) from e
         except DnsError as e:
             log.info(
                 "update %s from %s#%d key %s: %s (%s)",
@@ -79,7 +83,6 @@ class UpdateProcessor:
         key_name: dns.name.Name | None,
         who: str,
         source: Source,
-        wire: bytes | None,
     ) -> int | None:
         """Apply the update; the new serial, or None when nothing changed."""
         if not isinstance(query, dns.update.UpdateMessage):
@@ -97,7 +100,7 @@ class UpdateProcessor:
         if key_name not in policy.granted_keys(rules):
             raise Refused(f"no update policy rule for key {who}")
         for attempt in range(2):
-            changeset = process(zone, query, rules, key_name, wire)
+            changeset = process(zone, query, rules, key_name)
             if not changeset:
                 return None
             try:
@@ -109,7 +112,9 @@ class UpdateProcessor:
                 self.store.poll()
                 zone = self._zone(query)
                 continue
-            except Exception as e:  # the journal could not be written: nothing changed
+            except Exception as e:
+                # The journal could not be written; Store.commit put the zone
+                # back as the journal has it: nothing changed.
                 log.exception("update %s: journal write failed", zone.origin)
                 raise ServFail(f"journal write failed: {e}") from e
             return version.serial
