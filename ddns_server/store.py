@@ -22,9 +22,18 @@ import dns.rdtypes.ANY.SOA
 import dns.serial
 import dns.zone
 
+from ddns_server.config import read_zone_file
 from ddns_server.errors import ConfigError, UserError
 from ddns_server.journal import Journal, NewVersion, Version
-from ddns_server.zonedata import SOA, Changeset, Record, ZoneData, name_to_wire
+from ddns_server.zonedata import (
+    SOA,
+    Changeset,
+    Record,
+    ZoneData,
+    name_to_wire,
+    soa_rdata_with_serial,
+    soa_serial,
+)
 
 Listener = Callable[[ZoneData, Version | None], None]
 
@@ -47,12 +56,9 @@ def records_from_file(path: Path, origin: dns.name.Name) -> list[Record]:
     """
     shown = str(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            zone = dns.zone.from_file(
-                f, origin, relativize=False, check_origin=True, filename=shown
-            )
+        zone = read_zone_file(path, origin, shown)
     except dns.exception.SyntaxError as e:
-        raise ConfigError([str(e)]) from None  # dnspython's text starts "FILE:LINE: "
+        raise ConfigError([str(e)]) from None  # the text starts "FILE:LINE: "
     except dns.zone.NoSOA:
         raise ConfigError([f"{shown}: no SOA record at the zone apex {origin}"]) from None
     except dns.zone.NoNS:
@@ -88,9 +94,7 @@ def next_serial(current: int) -> int:
 
 def soa_with_serial(record: Record, serial: int) -> Record:
     owner, rdtype, ttl, rdata = record
-    soa = dns.rdata.from_wire(dns.rdataclass.IN, SOA, rdata, 0, len(rdata))
-    assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
-    return (owner, rdtype, ttl, soa.replace(serial=serial).to_wire())
+    return (owner, rdtype, ttl, soa_rdata_with_serial(rdata, serial))
 
 
 def diff(old: set[Record], new: set[Record]) -> Changeset:
@@ -162,19 +166,26 @@ class Store:
 
         An update that itself adds a newer SOA keeps that serial (RFC 2136
         §3.4.2.2 lets an UPDATE raise the serial); otherwise serial + 1.
-        Owners of records added to an existing name take the stored case.
+        Every owner takes one spelling, as ZoneData keeps it: the stored case
+        of an existing name, else the first spelling added. The journal's
+        records table matches owners exactly, so it must see the same bytes.
         """
         apex_soa = zone.soa_record()
         new_soa = next((rr for rr in changeset.added if rr[1] == SOA), None)
-        removed = [rr for rr in changeset.removed if rr[1] != SOA]
-        added = [
-            (zone.owner_wire(o.lower()) if o.lower() in zone.nodes else o, t, ttl, r)
-            for o, t, ttl, r in changeset.added
+        nodes = zone.nodes
+        spelling: dict[bytes, bytes] = {}
+        for o, _t, _ttl, _r in changeset.added:
+            low = o.lower()
+            spelling.setdefault(low, zone.owner_wire(low) if low in nodes else o)
+        removed = [
+            (spelling.get(o.lower()) or zone.owner_wire(o.lower()), t, ttl, r)
+            for o, t, ttl, r in changeset.removed
             if t != SOA
         ]
+        added = [(spelling[o.lower()], t, ttl, r) for o, t, ttl, r in changeset.added if t != SOA]
         if new_soa is not None:
             serial = _soa_serial(new_soa)
-            soa = (apex_soa[0], SOA, new_soa[2], new_soa[3])
+            soa: Record = (apex_soa[0], SOA, new_soa[2], new_soa[3])
         else:
             serial = next_serial(zone.serial)
             soa = soa_with_serial(apex_soa, serial)
@@ -295,7 +306,4 @@ class Store:
 
 
 def _soa_serial(record: Record) -> int:
-    rdata = record[3]
-    soa = dns.rdata.from_wire(dns.rdataclass.IN, SOA, rdata, 0, len(rdata))
-    assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
-    return int(soa.serial)
+    return soa_serial(record[3])

@@ -37,7 +37,7 @@ import dns.wire
 from ddns_server import policy
 from ddns_server.config import PolicyRule
 from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
-from ddns_server.zonedata import Changeset, ZoneData, name_to_wire
+from ddns_server.zonedata import Changeset, ZoneData, name_to_wire, soa_serial
 
 IN = dns.rdataclass.IN
 ANY_CLASS = dns.rdataclass.ANY
@@ -387,15 +387,9 @@ def delete_rr(view: WorkingView, op: Operation) -> None:
 
 
 def _serial_newer(new_soa: bytes, old_soa: bytes) -> bool:
-    new = _soa_serial(new_soa)
-    old = _soa_serial(old_soa)
+    new = soa_serial(new_soa)
+    old = soa_serial(old_soa)
     return dns.serial.Serial(new) > dns.serial.Serial(old)  # type: ignore[no-any-return]
-
-
-def _soa_serial(rdata: bytes) -> int:
-    soa = dns.rdata.from_wire(IN, SOA, rdata, 0, len(rdata))
-    assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
-    return int(soa.serial)
 
 
 # ---------------------------------------------------------------------------

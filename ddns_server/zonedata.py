@@ -50,6 +50,24 @@ class Changeset:
         return bool(self.removed or self.added)
 
 
+_U32 = struct.Struct("!I")
+
+
+def soa_serial(rdata: bytes) -> int:
+    """The serial of SOA rdata in (uncompressed) wire form.
+
+    RFC 1035 §3.3.13: MNAME, RNAME, then SERIAL, REFRESH, RETRY, EXPIRE,
+    MINIMUM as 32-bit numbers; the serial is the fifth-last one. Read and
+    patched in place because the serial changes on every version.
+    """
+    return int(_U32.unpack_from(rdata, len(rdata) - 20)[0])
+
+
+def soa_rdata_with_serial(rdata: bytes, serial: int) -> bytes:
+    """SOA rdata (uncompressed wire) with another serial."""
+    return rdata[:-20] + _U32.pack(serial) + rdata[-16:]
+
+
 def rr_tail(rdtype: int, ttl: int, rdata: bytes) -> bytes:
     """Type, class, TTL, length and rdata: a record without its owner."""
     return _RR_HEADER.pack(rdtype, IN, ttl, len(rdata)) + rdata
@@ -257,9 +275,9 @@ class ZoneData:
             self.negative_soa = b""
             return
         (rdtype, ttl, rdata) = next(split_rrset(apex[SOA][1]))
-        soa = self._soa_from_wire(rdata)
-        self.serial = soa.serial
-        self.negative_soa = rr_tail(SOA, min(ttl, soa.minimum), rdata)
+        self.serial = soa_serial(rdata)
+        minimum = _U32.unpack_from(rdata, len(rdata) - 4)[0]
+        self.negative_soa = rr_tail(SOA, min(ttl, minimum), rdata)
 
     @staticmethod
     def _soa_from_wire(rdata: bytes) -> dns.rdtypes.ANY.SOA.SOA:
