@@ -44,6 +44,7 @@ TYPE_A = 1
 TYPE_AAAA = 28
 TYPE_OPT = 41
 TYPE_DS = 43
+TYPE_TKEY = 249
 TYPE_IXFR = 251
 TYPE_AXFR = 252
 TYPE_MAILB = 253
@@ -55,13 +56,18 @@ CLASS_IN = 1
 # Our advertised EDNS UDP payload size, and the largest UDP answer we send
 # (BIND's default max-udp-size and edns-udp-size since 9.16: 1232).
 EDNS_PAYLOAD = 1232
-MAX_CHAIN = 16
+# BIND's max-restarts (11): a query follows at most 12 CNAMEs, then SERVFAIL.
+MAX_CHAIN = 12
+
+# Remembered answers per zone (see QueryEngine.answer); cleared on every change.
+ANSWER_CACHE_SIZE = 20000
 
 _COUNTS = struct.Struct("!HHHH")
 _OPT_PLAIN = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x00\x00\x00\x00"
 _OPT_DO = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x80\x00\x00\x00"
 # BADVERS is extended rcode 16: 1 in the OPT's upper eight bits, 0 in the header.
 _OPT_BADVERS = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x01\x00\x00\x00\x00\x00"
+_OPT_BADVERS_DO = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x01\x00\x80\x00\x00\x00"
 
 # (owner lower-cased wire, count, RRsetWire bytes); owner None = the qname.
 Item = tuple[bytes | None, int, bytes]
@@ -143,13 +149,15 @@ class QueryEngine:
                 return None
             if data[qend + 6]:
                 # RFC 6891 §6.1.3: BADVERS for an EDNS version we do not speak.
-                return render_badvers(data[0:4], data[12:qend])
+                return render_badvers(data[0:4], data[12:qend], data[qend + 7] & 0x80 != 0)
             payload = (data[qend + 3] << 8) | data[qend + 4]
             limit = EDNS_PAYLOAD if payload > EDNS_PAYLOAD else (512 if payload < 512 else payload)
             opt = _OPT_DO if data[qend + 7] & 0x80 else _OPT_PLAIN
         else:
             return None
-        if qtype >= TYPE_IXFR and qtype != TYPE_ANY or qtype == TYPE_OPT:
+        # Meta-types (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA; OPT) take the full
+        # path; ANY and data types above 255 (CAA, URI, ...) are answered here.
+        if TYPE_TKEY <= qtype < TYPE_ANY or qtype == TYPE_OPT:
             return None
         qname = data[12:pos].lower()
         zone = self.find_zone(qname)
@@ -168,7 +176,20 @@ class QueryEngine:
                         + _COUNTS.pack(1, rrset[0], 0, 1 if opt else 0)
                         + body
                     )
-        return render(data, data[12:qend], resolve(zone, qname, qtype), opt, udp, limit)
+        # Everything else (NXDOMAIN, NODATA, CNAME chains, wildcards,
+        # referrals) is resolved once per zone version and remembered: the
+        # answer depends only on the query minus its ID.
+        if udp:
+            cached = zone.answers.get(data[2:])
+            if cached is not None:
+                return data[0:2] + cached
+        response = render(data, data[12:qend], resolve(zone, qname, qtype), opt, udp, limit)
+        if udp and (arcount == 0 or n == qend + 11):  # no EDNS options (cookies vary)
+            answers = zone.answers
+            if len(answers) >= ANSWER_CACHE_SIZE:
+                answers.clear()
+            answers[data[2:]] = response[2:]
+        return response
 
     def answer_question(
         self, head: bytes, question: bytes, opt: bytes, udp: bool, limit: int
@@ -185,6 +206,7 @@ class QueryEngine:
             return render(head, question, Answer(REFUSED, aa=False), opt, udp, limit)
         return render(head, question, resolve(zone, qname, qtype), opt, udp, limit)
 
+
 def opt_record(do: bool) -> bytes:
     """Our OPT record: payload 1232, version 0, DO echoed."""
     return _OPT_DO if do else _OPT_PLAIN
@@ -197,10 +219,11 @@ def udp_limit(payload: int | None) -> int:
     return EDNS_PAYLOAD if payload > EDNS_PAYLOAD else (512 if payload < 512 else payload)
 
 
-def render_badvers(head: bytes, question: bytes) -> bytes:
-    """RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0."""
+def render_badvers(head: bytes, question: bytes, do: bool = False) -> bytes:
+    """RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0 (DO echoed, as BIND does)."""
     flags = bytes((0x80 | (head[2] & 0x01), head[3] & 0x10))
-    return head[0:2] + flags + _COUNTS.pack(1, 0, 0, 1) + question + _OPT_BADVERS
+    opt = _OPT_BADVERS_DO if do else _OPT_BADVERS
+    return head[0:2] + flags + _COUNTS.pack(1, 0, 0, 1) + question + opt
 
 
 def render(head: bytes, question: bytes, ans: Answer, opt: bytes, udp: bool, limit: int) -> bytes:
@@ -214,8 +237,8 @@ def render(head: bytes, question: bytes, ans: Answer, opt: bytes, udp: bool, lim
     body = b"".join(writer.parts)
     total = 12 + len(question) + len(body) + len(opt)
     if udp and total > limit:
-        # RFC 2181 §9: set TC and the client retries over TCP. Like BIND,
-        # send the question (and OPT) only.
+        # RFC 2181 §9: set TC and the client retries over TCP. We send the
+        # question (and OPT) only; BIND would fill in the RRsets that fit.
         return (
             head[0:2]
             + bytes((flags1 | 0x02, flags2))
@@ -352,8 +375,13 @@ def resolve(zone: ZoneData, qname: bytes, qtype: int) -> Answer:
     for _ in range(MAX_CHAIN):
         cut = _find_cut(zone, name)
         if cut is not None and not (cut == name and qtype == TYPE_DS):
+            referral = _referral(zone, cut)
             if not ans.answer:
-                return _referral(zone, cut)
+                return referral
+            # RFC 1034 §4.3.2 step 3b: a CNAME chain that runs into a
+            # delegation keeps its CNAMEs and AA, plus the referral (as BIND).
+            ans.authority = referral.authority
+            ans.additional = referral.additional
             return ans
         owner: bytes | None = None if name == qname else name
         node = nodes.get(name)
@@ -379,11 +407,13 @@ def resolve(zone: ZoneData, qname: bytes, qtype: int) -> Answer:
             return _negative(ans, zone, NOERROR)
         ans.answer.append((owner, cname[0], cname[1]))
         target = _names_in_rdata(cname[1])[0]
-        if not is_subdomain(target, zone.apex) or any(
-            item[0] == target or (item[0] is None and target == qname) for item in ans.answer
-        ):
-            return ans  # leaves the zone, or a loop: stop like BIND
+        if not is_subdomain(target, zone.apex):
+            return ans  # the chain leaves the zone: the resolver follows it
+        if any(item[0] == target or (item[0] is None and target == qname) for item in ans.answer):
+            ans.rcode = SERVFAIL  # a CNAME loop: BIND answers SERVFAIL with the chain
+            return ans
         name = target
+    ans.rcode = SERVFAIL  # longer than BIND's max-restarts allows
     return ans
 
 

@@ -140,6 +140,8 @@ class ZoneData:
         self.record_count = 0
         # SOA for negative answers: C00C-form tail with TTL min(SOA TTL, minimum)
         self.negative_soa = b""
+        # query.py's remembered answers (query minus ID -> response minus ID)
+        self.answers: dict[bytes, bytes] = {}
 
     # -- building and changing -------------------------------------------------
 
@@ -239,6 +241,7 @@ class ZoneData:
 
     def apply(self, changeset: Changeset) -> None:
         """Apply a changeset in place (one synchronous call: atomic for queries)."""
+        self.answers.clear()
         touched: dict[tuple[bytes, int], tuple[bytes, list[bytes], list[bytes]]] = {}
         for owner, rdtype, ttl, rdata in changeset.removed:
             key = (owner.lower(), rdtype)
