@@ -84,6 +84,7 @@ class Dyndns:
     failed_login_window: int = 600  # ... within this many seconds, then `abuse`
     max_updates_per_minute: int = 30  # per user; beyond it `abuse`
     auth_cache_ttl: int = 600  # seconds a verified password stays cached (0: never)
+    max_pending_logins: int = 64  # password checks in progress or queued; beyond: `911`
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ _DYNDNS_LIMITS = {  # key -> (low, high)
     "failed_login_window": (1, 86400),
     "max_updates_per_minute": (1, None),
     "auth_cache_ttl": (0, 86400),
+    "max_pending_logins": (1, 100000),
 }
 _KEY_KEYS = ("name", "algorithm", "secret", "secret_file", "secret_env")
 _USER_KEYS = (
@@ -193,6 +195,60 @@ def load_config(
         raise ConfigError([message for _, message in reader.problems])
     assert config is not None
     return config
+
+
+def read_zone_file(path: Path, origin: dns.name.Name, shown: str) -> dns.zone.Zone:
+    """Parse a master file; a SyntaxError says "SHOWN:LINE: what: 'the line'".
+
+    dnspython counts a newline as soon as its tokenizer reads one, even one it
+    hands back, so an error in a record's data is reported a line late. Only
+    when parsing fails, the file is read again through a wrapper that sees the
+    last character read, to name the record's own line and quote it.
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            return dns.zone.from_file(
+                f, origin, relativize=False, check_origin=True, filename=shown
+            )
+        except dns.exception.SyntaxError as first:
+            message = str(first)
+        f.seek(0)
+        tracked = _LastChar(f)
+        try:
+            dns.zone.from_file(
+                tracked,  # type: ignore[arg-type]
+                origin,
+                relativize=False,
+                check_origin=True,
+                filename=shown,
+            )
+        except dns.exception.SyntaxError as e:
+            message = str(e)
+        number, _, detail = message.removeprefix(f"{shown}:").partition(": ")
+        if not message.startswith(f"{shown}:") or not number.isdigit():
+            raise dns.exception.SyntaxError(message)  # e.g. in an $INCLUDEd file
+        line = int(number)
+        if tracked.last in ("\n", "\r") and line > 1:
+            line -= 1
+        f.seek(0)
+        lines = re.split(r"\r\n|\r|\n", f.read())
+        text = " ".join(lines[line - 1].split())[:80] if line <= len(lines) else ""
+        quoted = f": '{text}'" if text else ""
+        raise dns.exception.SyntaxError(f"{shown}:{line}: {detail.rstrip('.')}{quoted}")
+
+
+class _LastChar:
+    """A text file that remembers the last character read from it."""
+
+    def __init__(self, f: object) -> None:
+        self.f = f
+        self.last = ""
+
+    def read(self, size: int = -1) -> str:
+        data: str = self.f.read(size)  # type: ignore[attr-defined]
+        if data:
+            self.last = data[-1]
+        return data
 
 
 def read_key_file(path: Path) -> tuple[str, str, bytes]:
@@ -812,10 +868,9 @@ class _Reader:
             return file
         line = node.start_mark.line + 1
         try:
-            with open(file, encoding="utf-8") as f:
-                dns.zone.from_file(f, origin, relativize=False, check_origin=True, filename=shown)
+            read_zone_file(file, origin, shown)
         except dns.exception.SyntaxError as e:
-            # dnspython's message already starts with "FILE:LINE: ".
+            # The message already starts with "FILE:LINE: ".
             self.problems.append((line, str(e)))
         except dns.zone.NoSOA:
             self.problem(node, path, f"{shown}: no SOA record at the zone apex '{_text(origin)}'")

@@ -388,7 +388,7 @@ class Dyndns2:
         try:
             step = self._start(request, now)
         except Exception:
-            log.exception("dyndns2: request failed")
+            log.exception("request failed")
             step = Answer((Reply.SERVER_ERROR.value,))
         if isinstance(step, Answer):
             self._counted(step)
@@ -399,7 +399,7 @@ class Dyndns2:
         try:
             answer = self._finish(verify, ok, now)
         except Exception:
-            log.exception("dyndns2: request failed")
+            log.exception("request failed")
             answer = Answer((Reply.SERVER_ERROR.value,))
         return self._counted(answer)
 
@@ -459,7 +459,7 @@ class Dyndns2:
         if self.failures.blocked(
             "user:" + name, now, limits.max_failed_logins, window
         ) or self.failures.blocked("source:" + source, now, limits.max_failed_logins, window):
-            log.warning("dyndns2: login of %r from %s refused: too many failures", name, source)
+            log.warning("login of %r from %s refused: too many failures", name, source)
             return Answer((Reply.ABUSE.value,))
         password_hash = user.password_hash if user is not None and user.password_hash else ""
         return Verify(request, name, password, password_hash or self._dummy, source)
@@ -472,9 +472,7 @@ class Dyndns2:
         if not ok or user is None or user.password_hash != verify.password_hash:
             for key in ("user:" + verify.user_name, "source:" + verify.source):
                 self.failures.record(key, now, limits.max_failed_logins, limits.failed_login_window)
-            log.warning(
-                "dyndns2: bad credentials for %r from %s", verify.user_name, verify.request.client
-            )
+            log.warning("bad credentials for %r from %s", verify.user_name, verify.request.client)
             return Answer((Reply.BADAUTH.value,))
         self.cache.add(user, verify.password, now, limits.auth_cache_ttl)
         return self._update(verify.request, user, config, now)
@@ -483,7 +481,7 @@ class Dyndns2:
         self, request: UpdateRequest, user: config_mod.User, config: config_mod.Config, now: float
     ) -> Answer:
         if not self.flood.allow(user.name, now, config.dyndns.max_updates_per_minute):
-            log.warning("dyndns2: %s sends too many requests (from %s)", user.name, request.client)
+            log.warning("%s sends too many requests (from %s)", user.name, request.client)
             return Answer((Reply.ABUSE.value,))
         hostnames = parse_hostnames(request.args)
         if not hostnames:
@@ -492,7 +490,7 @@ class Dyndns2:
             return Answer((Reply.NUMHOST.value,))
         v4, v6 = parse_addresses(request.args, request.client)
         if v4 is None and v6 is None:
-            log.error("dyndns2: no address for %s (client %r)", user.name, request.client)
+            log.error("no address for %s (client %r)", user.name, request.client)
             return Answer((Reply.SERVER_ERROR.value,))
         shown = ",".join(str(ip) for ip in (v4, v6) if ip is not None)
         self.store.poll()  # versions other processes wrote (rollback, import)
@@ -512,7 +510,7 @@ class Dyndns2:
                 lines.append(Reply.NOHOST.value)
                 continue
             if not self._can_hold_address(zone, low):
-                log.warning("dyndns2: %s: a CNAME or a delegation is in the way", text)
+                log.warning("%s: a CNAME or a delegation is in the way", text)
                 lines.append(Reply.DNSERR.value)
                 continue
             plan = plans.setdefault(zone.apex, _ZonePlan(zone))
@@ -550,13 +548,13 @@ class Dyndns2:
                 plan.zone, plan.changeset, who=user.name, source=request.client, channel=CHANNEL
             )
         except Exception:
-            log.exception("dyndns2: committing %s for %s failed", plan.zone.origin, user.name)
+            log.exception("committing %s for %s failed", plan.zone.origin, user.name)
             for index in plan.hosts:
                 lines[index] = Reply.DNSERR.value
             return
         for change in plan.log:
             log.info(
-                "dyndns2: %s from %s: %s (zone %s serial %d)",
+                "%s from %s: %s (zone %s serial %d)",
                 user.name,
                 request.client,
                 change,

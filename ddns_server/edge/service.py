@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,21 @@ from twisted.web.server import Site
 
 from ddns_server import config as config_mod
 from ddns_server.dnsmsg import DnsHandler
+from ddns_server.dyndns2 import Dyndns2
 from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
+from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
 from ddns_server.edge.http import make_root
+from ddns_server.edge.notify import Notifier
+from ddns_server.edge.tls import context_factory
 from ddns_server.errors import ConfigError
 from ddns_server.journal import Journal, Version
 from ddns_server.keys import keyring
 from ddns_server.metrics import Metrics
 from ddns_server.query import QueryEngine
 from ddns_server.store import Store, ZoneLimits, records_from_file
-from ddns_server.zonedata import ZoneData
+from ddns_server.updates import UpdateProcessor
+from ddns_server.xfr import TransferProcessor
+from ddns_server.zonedata import ZoneData, name_to_wire
 
 log = logging.getLogger("ddns_server")
 
@@ -64,6 +71,17 @@ class Server:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, lambda: self.store.zones)
         self.handler = DnsHandler(self.engine, keyring(config.keys))
+        self.updates = UpdateProcessor(self.store, config.zones)
+        self.handler.updates = self.updates
+        self.transfers = TransferProcessor(self.store, config.zones)
+        self.handler.transfers = self.transfers
+        self.notifier = Notifier(
+            reactor, config.zones, lambda result: self.metrics.notifies.labels(result).inc()
+        )
+        self.store.listeners.append(self.notifier.on_version)
+        self.dyndns = Dyndns2(
+            self.store, lambda: self.config, lambda code: self.metrics.dyndns.labels(code).inc()
+        )
         self.ports: list[IListeningPort] = []
         self.store.listeners.append(self._on_version)
         self._poller = task.LoopingCall(self._poll)
@@ -78,10 +96,16 @@ class Server:
         for ep in self.config.dns:
             self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
             self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
-        site = Site(make_root(self.healthy, self.registry))
+        root = make_root(self.healthy, self.registry)
+        add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
+        site = Site(root, requestFactory=DdnsRequest)
         site.displayTracebacks = False
         for ep in self.config.http:
             self.ports.append(reactor.listenTCP(ep.port, site, interface=ep.host))
+        if self.config.https:
+            tls = context_factory(self.config)  # TLS 1.2+; self-signed when no cert_file
+            for ep in self.config.https:
+                self.ports.append(reactor.listenSSL(ep.port, site, tls, interface=ep.host))
         self._poller.start(POLL_INTERVAL, now=False)
         for zone in self.store.zones.values():
             log.info(
@@ -90,10 +114,12 @@ class Server:
                 zone.serial,
                 zone.record_count,
             )
+            self.notifier.notify(zone)  # like BIND, announce the zones at start-up
 
     def stop(self) -> None:
         if self._poller.running:
             self._poller.stop()
+        self.notifier.stop()
         for port in self.ports:
             port.stopListening()
         self.ports = []
@@ -132,6 +158,9 @@ class Server:
         """SIGHUP: take new keys, users, policies and zones; listeners stay."""
         self.config = config
         self.handler.keyring = keyring(config.keys)
+        self.updates.configure(config.zones)
+        self.transfers.configure(config.zones)
+        self.notifier.configure(config.zones)
         wanted = {zone.name.to_wire().lower() for zone in config.zones}
         for apex in list(self.store.zones):
             if apex not in wanted:
@@ -143,6 +172,10 @@ class Server:
                     zone.name,
                     seed,
                     ZoneLimits(zone.journal_max_versions, zone.journal_max_age_days),
+                )
+            else:  # new journal limits apply from the next commit on
+                self.store.limits[name_to_wire(zone.name).lower()] = ZoneLimits(
+                    zone.journal_max_versions, zone.journal_max_age_days
                 )
         log.info("configuration reloaded from %s", config.path)
 
@@ -178,9 +211,10 @@ def run(config: config_mod.Config) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)  # type: ignore[attr-defined]
     log.info(
-        "ddns-server listening on dns %s, http %s",
+        "ddns-server listening on dns %s, http %s, https %s",
         ", ".join(f"{e.host}:{e.port}" for e in config.dns),
         ", ".join(f"{e.host}:{e.port}" for e in config.http) or "-",
+        ", ".join(f"{e.host}:{e.port}" for e in config.https) or "-",
     )
     reactor.run()  # type: ignore[attr-defined]
     return 0
