@@ -6,6 +6,8 @@ import argparse
 import datetime
 import getpass
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ from ddns_server import config as config_mod
 from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, Version
 from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
-from ddns_server.zonedata import Record, ZoneData, wire_to_name
+from ddns_server.zonedata import Record, ZoneData, name_to_wire, wire_to_name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DdnsError as e:
         print(f"ddns-server: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. a data_dir that is a file, or not writable
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"ddns-server: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as e:  # a journal that is locked, corrupt, read-only
+        print(f"ddns-server: journal: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -83,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     journal = sub.add_parser("journal", help="zone history").add_subparsers(metavar="ACTION")
     p = with_config(journal.add_parser("log", help="list versions, newest first"))
     p.add_argument("zone")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=_positive, default=None, help="at most N versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_journal_log)
     p = with_config(journal.add_parser("diff", help="records removed/added by a version"))
@@ -95,6 +104,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("serial", type=_serial)
     p.set_defaults(func=cmd_journal_rollback)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
+    return value
 
 
 def _serial(text: str) -> int:
@@ -195,6 +214,14 @@ class _Offline:
         return version
 
 
+def _who() -> str:
+    """The local user, the journal's `who` (a container's uid may have no passwd entry)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
 def _zone_name(text: str) -> dns.name.Name:
     try:
         return dns.name.from_text(text)
@@ -214,15 +241,16 @@ def cmd_zone_import(args: argparse.Namespace) -> int:
     origin = _zone_name(args.zone)
     records = records_from_file(args.file, origin)
     if not offline.journal.has_zone(zone_key(origin)):
-        if offline.zone_config(args.zone) is None:
+        zc = offline.zone_config(args.zone)
+        if zc is None:
             raise UserError(f"unknown zone {origin.to_text()}: not in the config")
-        zone = offline.store.open_zone(origin, records)
-        print(zone.serial)
-        return 0
-    zone = offline.open(args.zone)
-    version = offline.store.replace_content(
-        zone, set(records), getpass.getuser(), "local", "import"
-    )
+        if zc.file is None:
+            # Nothing else to start from: the imported content is the first version.
+            zone = offline.store.open_zone(origin, records)
+            print(zone.serial)
+            return 0
+    zone = offline.open(args.zone)  # seeded from its file first when never served
+    version = offline.store.replace_content(zone, set(records), _who(), "local", "import")
     print(version.serial if version else zone.serial)
     return 0
 
@@ -274,7 +302,7 @@ def cmd_journal_rollback(args: argparse.Namespace) -> int:
     zone = offline.open(args.zone, seed_from_file=False)
     version = offline.version(zone, args.serial)
     content = offline.journal.content_at(zone_key(zone.origin), version)
-    new = offline.store.replace_content(zone, content, getpass.getuser(), "local", "rollback")
+    new = offline.store.replace_content(zone, content, _who(), "local", "rollback")
     if new is None:  # identical content and serial: cannot happen for an older version
         print(zone.serial)
         return 0
@@ -287,10 +315,9 @@ def cmd_journal_rollback(args: argparse.Namespace) -> int:
 
 def record_text(record: Record) -> str:
     owner, rdtype, ttl, rdata = record
-    rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rdata, 0, len(rdata))
-    return (
-        f"{wire_to_name(owner).to_text()} {ttl} IN {dns.rdatatype.to_text(rdtype)} {rd.to_text()}"
-    )
+    rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rdata, 0, len(rdata))  # type: ignore[arg-type]
+    type_text = dns.rdatatype.to_text(rdtype)  # type: ignore[arg-type]
+    return f"{wire_to_name(owner).to_text()} {ttl} IN {type_text} {rd.to_text()}"
 
 
 def master_file(origin: dns.name.Name, records: Iterable[Record]) -> str:
@@ -300,6 +327,7 @@ def master_file(origin: dns.name.Name, records: Iterable[Record]) -> str:
     seconds to build just to print it).
     """
     lines = [f"$ORIGIN {origin.to_text()}"]
+    apex = name_to_wire(origin).lower()
     rows = []
     names: dict[bytes, tuple[dns.name.Name, str]] = {}
     for owner, rdtype, ttl, rdata in records:
@@ -308,10 +336,10 @@ def master_file(origin: dns.name.Name, records: Iterable[Record]) -> str:
             name = wire_to_name(owner)
             known = names[owner] = (name, name.relativize(origin).to_text())
         name, text = known
-        rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rdata, 0, len(rdata))
+        rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rdata, 0, len(rdata))  # type: ignore[arg-type]
         rd_text = rd.to_text(origin=origin, relativize=True)
-        line = f"{text} {ttl} IN {dns.rdatatype.to_text(rdtype)} {rd_text}"
-        if rdtype == dns.rdatatype.SOA and owner.lower() == origin.to_wire().lower():
+        line = f"{text} {ttl} IN {dns.rdatatype.to_text(rdtype)} {rd_text}"  # type: ignore[arg-type]
+        if rdtype == dns.rdatatype.SOA and owner.lower() == apex:
             lines.append(line)
         else:
             rows.append((name, rdtype, line))

@@ -198,12 +198,12 @@ def load_config(
 
 
 def read_zone_file(path: Path, origin: dns.name.Name, shown: str) -> dns.zone.Zone:
-    """Parse a master file; a SyntaxError says "SHOWN:LINE: what: 'the line'".
+    """Parse a master file; a SyntaxError says "SHOWN:LINE: what is wrong".
 
     dnspython counts a newline as soon as its tokenizer reads one, even one it
     hands back, so an error in a record's data is reported a line late. Only
     when parsing fails, the file is read again through a wrapper that sees the
-    last character read, to name the record's own line and quote it.
+    last character read, to name the record's own line.
     """
     with open(path, encoding="utf-8") as f:
         try:
@@ -230,11 +230,7 @@ def read_zone_file(path: Path, origin: dns.name.Name, shown: str) -> dns.zone.Zo
         line = int(number)
         if tracked.last in ("\n", "\r") and line > 1:
             line -= 1
-        f.seek(0)
-        lines = re.split(r"\r\n|\r|\n", f.read())
-        text = " ".join(lines[line - 1].split())[:80] if line <= len(lines) else ""
-        quoted = f": '{text}'" if text else ""
-        raise dns.exception.SyntaxError(f"{shown}:{line}: {detail.rstrip('.')}{quoted}")
+        raise dns.exception.SyntaxError(f"{shown}:{line}: {detail}")
 
 
 class _LastChar:

@@ -258,7 +258,8 @@ class Store:
         """Make the zone's content equal `records` as one new version (import, rollback).
 
         The new serial is the content's own when that is newer, else current + 1.
-        None when nothing would change.
+        None when nothing would change: the same records, and an SOA that
+        differs at most by an older serial (importing the same file twice).
         """
         current = zone.record_set()
         soa_rr = next((rr for rr in records if rr[1] == SOA), None)
@@ -267,9 +268,11 @@ class Store:
         wanted = {rr for rr in records if rr[1] != SOA}
         changes = diff({rr for rr in current if rr[1] != SOA}, wanted)
         serial = _soa_serial(soa_rr)
-        if not changes and serial == zone.serial:
+        newer = dns.serial.Serial(serial) > dns.serial.Serial(zone.serial)
+        same_soa = soa_with_serial(soa_rr, zone.serial)[2:] == zone.soa_record()[2:]
+        if not changes and same_soa and not newer:
             return None
-        if dns.serial.Serial(serial) <= dns.serial.Serial(zone.serial):
+        if not newer:
             serial = next_serial(zone.serial)
         changes.added.append(soa_with_serial(soa_rr, serial))
         return self.commit(zone, changes, who, source, channel)

@@ -100,7 +100,9 @@ def parent(name: bytes) -> bytes:
 
 
 def name_to_wire(name: dns.name.Name) -> bytes:
-    return name.to_wire()  # type: ignore[no-any-return]
+    wire = name.to_wire()
+    assert wire is not None  # None only when writing into a file
+    return wire
 
 
 def wire_to_name(wire: bytes) -> dns.name.Name:
@@ -319,9 +321,9 @@ class ZoneData:
             return None
         rdataset: dns.rdataset.Rdataset | None = None
         for rt, ttl, rdata in split_rrset(node[rdtype][1]):
-            rd = dns.rdata.from_wire(IN, rt, rdata, 0, len(rdata))
+            rd = dns.rdata.from_wire(IN, rt, rdata, 0, len(rdata))  # type: ignore[arg-type]
             if rdataset is None:
-                rdataset = dns.rdataset.Rdataset(IN, rt)
+                rdataset = dns.rdataset.Rdataset(IN, rt)  # type: ignore[arg-type]
             rdataset.add(rd, ttl)
         return rdataset
 

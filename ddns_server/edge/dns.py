@@ -81,18 +81,18 @@ class DnsUdpPort(udp.Port):
         clock = time.perf_counter
         tick = protocol._tick
         for _ in range(256):  # bounded, so TCP and timers get their turn
-            tick += 1
-            if tick >= LATENCY_SAMPLE:
-                tick = 0
-                start = clock()
-            else:
-                start = 0.0
             try:
                 data, addr = recvfrom(65535)
             except BlockingIOError:
                 break
             except OSError:
                 break  # e.g. ECONNREFUSED from an earlier send: nothing to read
+            tick += 1
+            if tick >= LATENCY_SAMPLE:
+                tick = 0
+                start = clock()
+            else:
+                start = 0.0
             if v6:
                 addr = addr[:2]
             try:

@@ -1,0 +1,264 @@
+"""The SQLite journal: versions, changes, the records table, history and pruning.
+
+Real SQLite files in a temporary folder; no sockets.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import pytest
+
+from ddns_server.journal import Journal, NewVersion, StaleJournal, net_changes
+from ddns_server.zonedata import Changeset, Record, name_to_wire
+
+ZONE = "dyn.example.test."
+ORIGIN = dns.name.from_text(ZONE)
+
+
+def rr(owner: str, rdtype: str, rdata: str, ttl: int = 300) -> Record:
+    rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata, origin=ORIGIN, relativize=False)
+    return (name_to_wire(dns.name.from_text(owner, ORIGIN)), rd.rdtype, ttl, rd.to_wire())
+
+
+def soa(serial: int) -> Record:
+    return rr("@", "SOA", f"ns1 hostmaster {serial} 3600 600 604800 300")
+
+
+SEED = [soa(1), rr("@", "NS", "ns1"), rr("ns1", "A", "192.0.2.1"), rr("www", "A", "192.0.2.10")]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "data" / "journal.sqlite3")
+    yield j
+    j.close()
+
+
+def version(
+    serial: int,
+    changeset: Changeset,
+    who: str = "key",
+    channel: str = "rfc2136",
+    when: float = 1000.0,
+) -> NewVersion:
+    return NewVersion(ZONE, serial, changeset, who, "192.0.2.7", channel, when)
+
+
+def bump(old: int, new: int, removed: list[Record] = (), added: list[Record] = ()) -> Changeset:  # type: ignore[assignment]
+    return Changeset(removed=[soa(old), *removed], added=[soa(new), *added])
+
+
+def seeded(journal: Journal) -> int:
+    (vid,) = journal.append([version(1, Changeset(added=list(SEED)), "file", "seed")])
+    return vid
+
+
+def test_schema_and_wal(tmp_path: Path, journal: Journal) -> None:
+    assert journal.path.exists()
+    mode = journal.conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode.lower() == "wal"
+    tables = {row[0] for row in journal.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"meta", "zones", "records", "versions", "changes"} <= tables
+    assert journal.conn.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'"
+    ).fetchone() == ("1",)
+
+
+def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    Journal(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="schema 99 is newer"):
+        Journal(path)
+
+
+def test_seed_version_and_records(journal: Journal) -> None:
+    assert not journal.has_zone(ZONE)
+    vid = seeded(journal)
+    assert journal.has_zone(ZONE)
+    assert journal.zone_names() == [ZONE]
+    assert sorted(journal.load(ZONE)) == sorted(SEED)
+    (v,) = journal.versions(ZONE)
+    assert (v.id, v.serial, v.who, v.source, v.channel, v.removed, v.added) == (
+        vid,
+        1,
+        "file",
+        "192.0.2.7",
+        "seed",
+        0,
+        len(SEED),
+    )
+    assert v.time == 1000.0
+    assert journal.latest_id(ZONE) == vid
+    assert journal.changeset(vid).added == SEED
+
+
+def test_versions_record_who_source_channel_and_changes(journal: Journal) -> None:
+    seeded(journal)
+    new = rr("home", "A", "192.0.2.100", 60)
+    (v2,) = journal.append([version(2, bump(1, 2, added=[new]), "home-key", "rfc2136", 1001.0)])
+    (v3,) = journal.append([version(3, bump(2, 3, removed=[new]), "alice", "dyndns2", 1002.0)])
+    versions = journal.versions(ZONE)
+    assert [(v.serial, v.who, v.channel, v.removed, v.added) for v in versions] == [
+        (3, "alice", "dyndns2", 2, 1),
+        (2, "home-key", "rfc2136", 1, 2),
+        (1, "file", "seed", 0, len(SEED)),
+    ]
+    assert [v.serial for v in journal.versions(ZONE, limit=2)] == [3, 2]
+    assert [v.serial for v in journal.versions(ZONE, after_id=v2)] == [3]
+    cs = journal.changeset(v2)
+    assert cs.removed == [soa(1)] and cs.added == [soa(2), new]
+    assert journal.changeset(v3).removed == [soa(2), new]
+    assert sorted(journal.load(ZONE)) == sorted([soa(3), *SEED[1:]])
+
+
+def test_group_commit_appends_in_order(journal: Journal) -> None:
+    seeded(journal)
+    a, b = rr("a", "A", "192.0.2.1"), rr("b", "A", "192.0.2.2")
+    ids = journal.append([version(2, bump(1, 2, added=[a])), version(3, bump(2, 3, added=[b]))])
+    assert ids == sorted(ids) and len(ids) == 2
+    assert [v.serial for v in journal.versions(ZONE)][:2] == [3, 2]
+    assert {a, b, soa(3)} <= set(journal.load(ZONE))
+    assert soa(2) not in set(journal.load(ZONE))
+
+
+def test_find_version(journal: Journal) -> None:
+    seeded(journal)
+    journal.append([version(2, bump(1, 2))])
+    found = journal.find_version(ZONE, 2)
+    assert found is not None and found.serial == 2
+    assert journal.find_version(ZONE, 77) is None
+    assert journal.find_version("other.test.", 1) is None
+
+
+def test_stale_journal_writes_nothing(journal: Journal) -> None:
+    vid = seeded(journal)
+    journal.append([version(2, bump(1, 2))], expect_latest={ZONE: vid})
+    before = (journal.versions(ZONE), sorted(journal.load(ZONE)))
+    with pytest.raises(StaleJournal):
+        journal.append(
+            [version(3, bump(2, 3, added=[rr("x", "A", "192.0.2.3")]))], expect_latest={ZONE: vid}
+        )
+    assert (journal.versions(ZONE), sorted(journal.load(ZONE))) == before
+
+
+def test_content_at_every_version(journal: Journal) -> None:
+    seeded(journal)
+    contents = {1: set(SEED)}
+    current = set(SEED)
+    records = [rr(f"h{i}", "A", f"192.0.2.{i}") for i in range(1, 8)]
+    for serial in range(2, 9):
+        removed = [r for r in current if r[1] != 6][: serial % 3]  # some non-SOA records
+        added = [records[serial - 2]]
+        journal.append([version(serial, bump(serial - 1, serial, removed=removed, added=added))])
+        current = (current - {soa(serial - 1), *removed}) | {soa(serial), *added}
+        contents[serial] = set(current)
+    for serial, content in contents.items():
+        v = journal.find_version(ZONE, serial)
+        assert v is not None
+        assert journal.content_at(ZONE, v) == content, serial
+
+
+def test_duplicate_rows_are_removed_one_at_a_time(journal: Journal) -> None:
+    """DELETE ... LIMIT 1: removing a record takes exactly one row."""
+    seeded(journal)
+    www = SEED[3]
+    journal.append([version(2, bump(1, 2, removed=[www]))])
+    assert www not in set(journal.load(ZONE))
+    assert len(list(journal.load(ZONE))) == len(SEED) - 1
+
+
+def test_net_changes_condense() -> None:
+    a, b, c = rr("a", "A", "192.0.2.1"), rr("b", "A", "192.0.2.2"), rr("c", "A", "192.0.2.3")
+    steps = [
+        Changeset(removed=[soa(1)], added=[soa(2), a]),  # add a
+        Changeset(removed=[soa(2), a, b], added=[soa(3)]),  # remove a again, remove b
+        Changeset(removed=[soa(3)], added=[soa(4), c, b]),  # add c, put b back
+    ]
+    net = net_changes(steps)
+    assert net.removed == [soa(1)]
+    assert sorted(net.added) == sorted([soa(4), c])
+    assert not net_changes([])
+    # remove then add the same record: nothing
+    assert not net_changes([Changeset(removed=[a]), Changeset(added=[a])])
+    # add then remove: nothing
+    assert not net_changes([Changeset(added=[a]), Changeset(removed=[a])])
+
+
+def test_prune_by_count_keeps_the_newest(journal: Journal) -> None:
+    seeded(journal)
+    for serial in range(2, 12):
+        journal.append([version(serial, bump(serial - 1, serial))])
+    records = sorted(journal.load(ZONE))
+    assert journal.prune(ZONE, max_versions=4, max_age_seconds=0, now=5000.0) == 7
+    assert [v.serial for v in journal.versions(ZONE)] == [11, 10, 9, 8]
+    assert sorted(journal.load(ZONE)) == records  # the content never changes
+    remaining = {row[0] for row in journal.conn.execute("SELECT DISTINCT version_id FROM changes")}
+    assert remaining == {v.id for v in journal.versions(ZONE)}
+    oldest = journal.find_version(ZONE, 8)
+    assert oldest is not None
+    assert soa(8) in journal.content_at(ZONE, oldest)
+    assert journal.find_version(ZONE, 7) is None
+    assert journal.prune(ZONE, max_versions=4, max_age_seconds=0, now=5000.0) == 0
+
+
+def test_prune_by_age_never_drops_the_latest(journal: Journal) -> None:
+    journal.append([version(1, Changeset(added=list(SEED)), when=100.0)])
+    journal.append([version(2, bump(1, 2), when=200.0)])
+    journal.append([version(3, bump(2, 3), when=300.0)])
+    assert journal.prune(ZONE, max_versions=1000, max_age_seconds=150, now=400.0) == 2
+    assert [v.serial for v in journal.versions(ZONE)] == [3]
+    # everything is older than the limit, but the latest version stays
+    assert journal.prune(ZONE, max_versions=1000, max_age_seconds=1, now=10_000.0) == 0
+    assert [v.serial for v in journal.versions(ZONE)] == [3]
+    assert journal.has_zone(ZONE)
+
+
+def test_zones_are_independent(journal: Journal) -> None:
+    seeded(journal)
+    other = NewVersion("other.test.", 5, Changeset(added=[soa(5)]), "file", "local", "seed")
+    journal.append([other])
+    assert sorted(journal.zone_names()) == sorted([ZONE, "other.test."])
+    assert [v.serial for v in journal.versions("other.test.")] == [5]
+    assert list(journal.load("other.test.")) == [soa(5)]
+    assert len(journal.versions(ZONE)) == 1
+    assert journal.prune("missing.test.", 1, 0, 0.0) == 0
+    assert list(journal.load("missing.test.")) == []
+    assert journal.latest_id("missing.test.") == 0
+
+
+def test_data_version_sees_other_connections_only(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    first, second = Journal(path), Journal(path)
+    try:
+        seen = first.data_version()
+        first.append([version(1, Changeset(added=list(SEED)))])
+        assert first.data_version() == seen  # its own commit does not count
+        second.append([version(2, bump(1, 2))])
+        assert first.data_version() != seen
+        assert [v.serial for v in first.versions(ZONE)] == [2, 1]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    j = Journal(path)
+    seeded(j)
+    j.append([version(2, bump(1, 2, added=[rr("x", "TXT", '"hello"')]))])
+    before = (j.versions(ZONE), sorted(j.load(ZONE)))
+    j.close()
+    j = Journal(path)
+    try:
+        assert (j.versions(ZONE), sorted(j.load(ZONE))) == before
+    finally:
+        j.close()
