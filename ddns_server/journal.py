@@ -205,7 +205,8 @@ class Journal:
                     [(zone_id, owner, rdtype, rdata) for owner, rdtype, _ttl, rdata in cs.removed],
                 )
                 conn.executemany(
-                    "INSERT INTO records (zone_id, owner, rdtype, ttl, rdata) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO records (zone_id, owner, rdtype, ttl, rdata)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     [(zone_id, *r) for r in cs.added],
                 )
         return ids

@@ -74,9 +74,11 @@ class _Collector(Collector):
         )
         for (qtype, rcode), count in sorted(self.metrics.queries.items()):
             type_text = (
-                dns.rdatatype.to_text(int.from_bytes(qtype, "big")) if len(qtype) == 2 else "?"
+                dns.rdatatype.to_text(dns.rdatatype.RdataType.make(int.from_bytes(qtype, "big")))
+                if len(qtype) == 2
+                else "?"
             )
-            queries.add_metric([type_text, dns.rcode.to_text(rcode)], count)
+            queries.add_metric([type_text, dns.rcode.to_text(dns.rcode.Rcode.make(rcode))], count)
         yield queries
         serial = GaugeMetricFamily("ddns_zone_serial", "Current SOA serial", labels=["zone"])
         records = GaugeMetricFamily("ddns_zone_records", "Records in the zone", labels=["zone"])

@@ -10,6 +10,7 @@ from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python import log as twisted_log
 
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.metrics import LATENCY_SAMPLE, Metrics
@@ -19,7 +20,7 @@ TCP_IDLE_TIMEOUT = 30
 
 
 class DnsUdp(DatagramProtocol):
-    """One UDP socket. The plain-query fast path is inlined here on purpose."""
+    """One UDP socket's protocol; DnsUdpPort's read loop calls it directly."""
 
     def __init__(self, handler: DnsHandler, metrics: Metrics) -> None:
         self.handler = handler
@@ -29,33 +30,25 @@ class DnsUdp(DatagramProtocol):
         self._tick = 0
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
-        self._tick += 1
-        if self._tick >= LATENCY_SAMPLE:
-            self._tick = 0
-            start = time.perf_counter()
-            self._answer(data, addr)
-            self.metrics.latency.observe(time.perf_counter() - start)
-        else:
-            self._answer(data, addr)
-
-    def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
         response = self.answer(data, True)
-        if response is not None:
-            self.transport.write(response, addr)
-            self.count(data, response)
+        if response is None:
+            self.answer_full(data, addr)
             return
-        self.answer_full(data, addr)
+        self._send(response, addr)
+        self.count(data, response)
 
     def answer_full(self, data: bytes, addr: tuple[str, int]) -> None:
         """Everything the fast path does not cover (TSIG, UPDATE, errors...)."""
         for response in self.handler.handle_full(data, addr, False):
-            self.transport.write(response, addr)
+            self._send(response, addr)
             self.count(data, response)
 
-    def log_failure(self) -> None:
-        from twisted.python import log
+    def _send(self, response: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.write(response, addr)
 
-        log.err()
+    def log_failure(self) -> None:
+        twisted_log.err()
 
 
 class DnsUdpPort(udp.Port):
@@ -127,8 +120,9 @@ class DnsTcp(Int16StringReceiver, TimeoutMixin):
 
     def connectionMade(self) -> None:  # noqa: N802
         self.setTimeout(TCP_IDLE_TIMEOUT)
+        assert self.transport is not None
         peer = self.transport.getPeer()
-        self.source = (peer.host, peer.port)
+        self.source = (str(getattr(peer, "host", "")), int(getattr(peer, "port", 0)))
 
     def stringReceived(self, data: bytes) -> None:  # noqa: N802
         self.resetTimeout()
@@ -137,6 +131,7 @@ class DnsTcp(Int16StringReceiver, TimeoutMixin):
             self.metrics.count_query(data, response)
 
     def timeoutConnection(self) -> None:  # noqa: N802
+        assert self.transport is not None
         self.transport.loseConnection()
 
 

@@ -161,7 +161,7 @@ class Server:
         self.updates.configure(config.zones)
         self.transfers.configure(config.zones)
         self.notifier.configure(config.zones)
-        wanted = {zone.name.to_wire().lower() for zone in config.zones}
+        wanted = {name_to_wire(zone.name).lower() for zone in config.zones}
         for apex in list(self.store.zones):
             if apex not in wanted:
                 del self.store.zones[apex]
