@@ -12,7 +12,7 @@ IXFR, `journal diff` and `journal rollback` all read `changes`.
 Commits use `synchronous=NORMAL` in WAL mode: a committed version is in the
 operating system's hands before the client gets its answer, so it survives the
 server being killed (SIGKILL); like BIND's journal, it does not wait for the
-disk to flush on every update. Set `journal_sync: full` for that.
+disk to flush on every update (`Journal(sync_full=True)` would).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from ddns_server.errors import UserError
 from ddns_server.zonedata import Changeset, Record
 
 SCHEMA_VERSION = 1
@@ -110,7 +111,7 @@ class Journal:
                     (str(SCHEMA_VERSION),),
                 )
             elif int(row[0]) > SCHEMA_VERSION:
-                raise RuntimeError(
+                raise UserError(
                     f"{self.path}: journal schema {row[0]} is newer than this ddns-server"
                 )
 

@@ -54,7 +54,9 @@ class Metrics:
         registry.register(_Collector(self, zones))
 
     def count_query(self, query: bytes, response: bytes) -> None:
-        """Count one answered query by type and rcode."""
+        """Count one answered query (opcode QUERY) by type and rcode."""
+        if query[2] & 0x78:
+            return  # UPDATE, NOTIFY, ...: counted by their own metrics
         end = query.find(b"\x00", 12)
         key = (query[end + 1 : end + 3], response[3] & 0x0F)
         queries = self.queries

@@ -9,7 +9,7 @@ first, then the in-memory zone) and answer. One log line per request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dns.message
 import dns.name
@@ -34,8 +34,14 @@ CHANNEL = "rfc2136"
 class UpdateProcessor:
     """Answers UPDATE messages for the store's zones under their policies."""
 
-    def __init__(self, store: Store, zones: Iterable[Zone]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        zones: Iterable[Zone],
+        count: Callable[[str], None] = lambda result: None,
+    ) -> None:
         self.store = store
+        self.count = count  # result: the rcode's name, or "NOCHANGE"
         self.policies: dict[bytes, tuple[PolicyRule, ...]] = {}
         self.configure(zones)
 
@@ -66,7 +72,9 @@ class UpdateProcessor:
                 dns.rcode.to_text(e.rcode),
                 e,
             )
+            self.count(dns.rcode.to_text(e.rcode))
             return make_response(query, e.rcode)
+        self.count("NOERROR" if serial is not None else "NOCHANGE")
         if serial is None:
             log.info(
                 "update %s from %s#%d key %s: NOERROR (no change)",

@@ -39,9 +39,11 @@ class DnsUdp(DatagramProtocol):
 
     def answer_full(self, data: bytes, addr: tuple[str, int]) -> None:
         """Everything the fast path does not cover (TSIG, UPDATE, errors...)."""
-        for response in self.handler.handle_full(data, addr, False):
+        responses = self.handler.handle_full(data, addr, False)
+        for response in responses:
             self._send(response, addr)
-            self.count(data, response)
+        if responses:
+            self.count(data, responses[0])
 
     def _send(self, response: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
@@ -126,9 +128,11 @@ class DnsTcp(Int16StringReceiver, TimeoutMixin):
 
     def stringReceived(self, data: bytes) -> None:  # noqa: N802
         self.resetTimeout()
-        for response in self.handler.handle(data, self.source, True):
+        responses = self.handler.handle(data, self.source, True)
+        for response in responses:
             self.sendString(response)
-            self.metrics.count_query(data, response)
+        if responses:  # a transfer's many messages count as one query
+            self.metrics.count_query(data, responses[0])
 
     def timeoutConnection(self) -> None:  # noqa: N802
         assert self.transport is not None

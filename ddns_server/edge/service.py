@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -71,7 +72,11 @@ class Server:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, lambda: self.store.zones)
         self.handler = DnsHandler(self.engine, keyring(config.keys))
-        self.updates = UpdateProcessor(self.store, config.zones)
+        self.updates = UpdateProcessor(
+            self.store,
+            config.zones,
+            lambda result: self.metrics.updates.labels("rfc2136", result).inc(),
+        )
         self.handler.updates = self.updates
         self.transfers = TransferProcessor(self.store, config.zones)
         self.handler.transfers = self.transfers
@@ -91,9 +96,10 @@ class Server:
 
     def start(self) -> None:
         reactor = self.reactor
-        udp = DnsUdp(self.handler, self.metrics)
         tcp = DnsTcpFactory(self.handler, self.metrics)
         for ep in self.config.dns:
+            # One protocol per UDP port: Twisted binds a protocol to one transport.
+            udp = DnsUdp(self.handler, self.metrics)
             self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
             self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
         root = make_root(self.healthy, self.registry)
@@ -126,12 +132,17 @@ class Server:
         self.journal.close()
 
     def healthy(self) -> bool:
+        """Listening, the journal readable and its folder writable.
+
+        Never waits for the journal's write lock: a `journal rollback` in
+        another process must not stall the reactor (and DNS) for seconds.
+        """
         try:
-            self.journal.conn.execute("BEGIN IMMEDIATE")
-            self.journal.conn.execute("ROLLBACK")
+            self.journal.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
         except Exception:  # noqa: BLE001 - any failure means unhealthy
             return False
-        return bool(self.ports)
+        path = self.journal.path
+        return bool(self.ports) and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
     # -- changes ------------------------------------------------------------------
 
@@ -155,7 +166,18 @@ class Server:
             )
 
     def reload(self, config: config_mod.Config) -> None:
-        """SIGHUP: take new keys, users, policies and zones; listeners stay."""
+        """SIGHUP: take new keys, users, policies and zones; listeners stay.
+
+        New zones are opened (and their files parsed) first: if that fails,
+        the ConfigError propagates and nothing of the new config is taken.
+        """
+        opened = []
+        for zone in config.zones:
+            if self.store.zone_for(zone.name) is None:
+                seed = None
+                if zone.file and not self.journal.has_zone(zone.name.to_text().lower()):
+                    seed = records_from_file(zone.file, zone.name)
+                opened.append((zone, seed))
         self.config = config
         self.handler.keyring = keyring(config.keys)
         self.updates.configure(config.zones)
@@ -166,17 +188,23 @@ class Server:
             if apex not in wanted:
                 del self.store.zones[apex]
         for zone in config.zones:
-            if self.store.zone_for(zone.name) is None:
-                seed = records_from_file(zone.file, zone.name) if zone.file else None
-                self.store.open_zone(
-                    zone.name,
-                    seed,
-                    ZoneLimits(zone.journal_max_versions, zone.journal_max_age_days),
-                )
-            else:  # new journal limits apply from the next commit on
-                self.store.limits[name_to_wire(zone.name).lower()] = ZoneLimits(
-                    zone.journal_max_versions, zone.journal_max_age_days
-                )
+            # new journal limits apply from the next commit on
+            self.store.limits[name_to_wire(zone.name).lower()] = ZoneLimits(
+                zone.journal_max_versions, zone.journal_max_age_days
+            )
+        for zone, seed in opened:
+            data = self.store.open_zone(
+                zone.name,
+                seed,
+                ZoneLimits(zone.journal_max_versions, zone.journal_max_age_days),
+            )
+            log.info(
+                "serving zone %s serial %d (%d records)",
+                data.origin,
+                data.serial,
+                data.record_count,
+            )
+            self.notifier.notify(data)
         log.info("configuration reloaded from %s", config.path)
 
 
@@ -208,7 +236,8 @@ def run(config: config_mod.Config) -> int:
 
         reactor.callFromThread(do_reload)  # type: ignore[attr-defined]
 
-    signal.signal(signal.SIGHUP, on_hup)
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, on_hup)
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)  # type: ignore[attr-defined]
     log.info(
         "ddns-server listening on dns %s, http %s, https %s",

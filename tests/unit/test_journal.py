@@ -13,6 +13,7 @@ import dns.rdata
 import dns.rdataclass
 import pytest
 
+from ddns_server.errors import UserError
 from ddns_server.journal import Journal, NewVersion, StaleJournal, net_changes
 from ddns_server.zonedata import Changeset, Record, name_to_wire
 
@@ -76,7 +77,7 @@ def test_refuses_a_newer_schema(tmp_path: Path) -> None:
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(RuntimeError, match="schema 99 is newer"):
+    with pytest.raises(UserError, match="schema 99 is newer"):
         Journal(path)
 
 
