@@ -27,14 +27,17 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
-import dns.wire
 
 from ddns_server.errors import DnsError
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine, opt_record, udp_limit
+from ddns_server.zonedata import skip_name
 
 log = logging.getLogger("ddns_server.dnsmsg")
 
 Keyring = dict[dns.name.Name, dns.tsig.Key]
+
+# The fudge of our signatures: dnspython's and BIND's default (RFC 8945 §10).
+TSIG_FUDGE = 300
 Source = tuple[str, int]
 
 # RFC 8945 TSIG error names (rcode 16 is BADVERS too, for EDNS).
@@ -49,8 +52,8 @@ _META_NOTIMP = {dns.rdatatype.MAILA, dns.rdatatype.MAILB, dns.rdatatype.TKEY}
 
 
 class UpdateProcessor(Protocol):
-    def handle_update(self, query: dns.message.Message, source: Source) -> dns.message.Message:
-        """The response to an UPDATE (unsigned; the caller signs it)."""
+    def handle_update(self, query: dns.message.Message, source: Source) -> int:
+        """Process an UPDATE; the rcode to answer it with."""
         ...
 
 
@@ -114,7 +117,7 @@ class DnsHandler:
         if opcode == dns.opcode.UPDATE:
             if self.updates is None:
                 return [self.finish(query, make_response(query, dns.rcode.NOTIMP), tcp)]
-            return [self.finish(query, self.updates.handle_update(query, source), tcp)]
+            return [self.reply(query, data, self.updates.handle_update(query, source))]
         if opcode != dns.opcode.QUERY:
             return [self.finish(query, make_response(query, dns.rcode.NOTIMP), tcp)]
         if query.edns > 0:
@@ -165,6 +168,41 @@ class DnsHandler:
             response.additional = []
             response.flags |= dns.flags.TC
             return response.to_wire(max_size=max_size)  # type: ignore[no-any-return]
+
+    def reply(self, query: dns.message.Message, data: bytes, rcode: int) -> bytes:
+        """A response of just a header and the query's first section, signed
+        when the query was: what an UPDATE is answered with (RFC 2136 §3.8).
+
+        Assembled from the request's own bytes; dnspython only signs it (its
+        Message.to_wire would cost more than the update itself).
+        """
+        qdcount = (data[4] << 8) | data[5]
+        end = 12
+        for _ in range(qdcount):
+            end = skip_name(data, end) + 4
+        opt = b""
+        if query.edns >= 0:
+            do = 0x80 if query.ednsflags & dns.flags.DO else 0
+            opt = b"\x00\x00\x29" + struct.pack("!HBBBBH", EDNS_PAYLOAD, rcode >> 4, 0, do, 0, 0)
+        head = data[0:2] + bytes((0x80 | (data[2] & 0x79), rcode & 0x0F))
+        wire = head + struct.pack("!HHHH", qdcount, 0, 0, 1 if opt else 0) + data[12:end] + opt
+        if not query.had_tsig:
+            return wire
+        key = query.keyring
+        assert isinstance(key, dns.tsig.Key) and query.keyname is not None
+        unsigned = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY,
+            dns.rdatatype.TSIG,
+            key.algorithm,
+            0,
+            TSIG_FUDGE,
+            b"",
+            query.id,
+            0,
+            b"",
+        )
+        signed, _ = dns.tsig.sign(wire, key, unsigned, int(self.clock()), query.mac)
+        return _append_tsig(wire, query.keyname, signed)
 
     def _tsig_error(self, data: bytes, source: Source, tsig_error: int) -> bytes:
         """Answer, and log, a request whose TSIG failed (RFC 8945 §5.2).
@@ -321,15 +359,13 @@ def _append_tsig(wire: bytes, keyname: dns.name.Name, rdata: dns.rdata.Rdata) ->
 def _tsig_start(wire: bytes) -> int:
     """Where the last record (the TSIG) of a message starts."""
     qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", wire, 4)
-    parser = dns.wire.Parser(wire, 12)
+    pos = 12
     for _ in range(qdcount):
-        parser.get_name(decompress=True)
-        parser.get_struct("!HH")
+        pos = skip_name(wire, pos) + 4
     for _ in range(ancount + nscount + arcount - 1):
-        parser.get_name(decompress=True)
-        rdlen = parser.get_struct("!HHIH")[3]
-        parser.seek(parser.current + rdlen)
-    return parser.current
+        pos = skip_name(wire, pos)
+        pos += 10 + struct.unpack_from("!H", wire, pos + 8)[0]
+    return pos
 
 
 def _truncated_mac_verifies(

@@ -170,18 +170,25 @@ class Journal:
         nothing is written and StaleJournal is raised.
         """
         conn = self.conn
-        ids: list[int] = []
         with _transaction(conn):
             for zone, expected in (expect_latest or {}).items():
                 if self.latest_id(zone) != expected:
                     raise StaleJournal(zone)
-            for new in versions:
+            # We hold the write lock: the ids are ours to number. One
+            # executemany per table for the whole batch, whatever its size.
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'versions'").fetchone()
+            next_id = int(row[0]) + 1 if row else 1
+            ids = list(range(next_id, next_id + len(versions)))
+            version_rows = []
+            change_rows = []
+            by_zone: dict[int, list[Changeset]] = {}
+            for version_id, new in zip(ids, versions, strict=True):
                 zone_id = self.zone_id(new.zone, create=True)
+                assert zone_id is not None
                 cs = new.changeset
-                cursor = conn.execute(
-                    "INSERT INTO versions (zone_id, serial, time, who, source, channel,"
-                    " removed, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                version_rows.append(
                     (
+                        version_id,
                         zone_id,
                         new.serial,
                         new.time or time.time(),
@@ -190,25 +197,33 @@ class Journal:
                         new.channel,
                         len(cs.removed),
                         len(cs.added),
-                    ),
+                    )
                 )
-                version_id = int(cursor.lastrowid or 0)
-                ids.append(version_id)
-                conn.executemany(
-                    "INSERT INTO changes (version_id, op, owner, rdtype, ttl, rdata)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [(version_id, 0, *r) for r in cs.removed]
-                    + [(version_id, 1, *r) for r in cs.added],
-                )
+                change_rows += [(version_id, 0, *r) for r in cs.removed]
+                change_rows += [(version_id, 1, *r) for r in cs.added]
+                by_zone.setdefault(zone_id, []).append(cs)
+            conn.executemany(
+                "INSERT INTO versions (id, zone_id, serial, time, who, source, channel,"
+                " removed, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                version_rows,
+            )
+            conn.executemany(
+                "INSERT INTO changes (version_id, op, owner, rdtype, ttl, rdata)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                change_rows,
+            )
+            # The current content changes by the batch's net effect per zone.
+            for zone_id, changesets in by_zone.items():
+                net = net_changes(changesets) if len(changesets) > 1 else changesets[0]
                 conn.executemany(
                     "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
                     " WHERE zone_id = ? AND owner = ? AND rdtype = ? AND rdata = ? LIMIT 1)",
-                    [(zone_id, owner, rdtype, rdata) for owner, rdtype, _ttl, rdata in cs.removed],
+                    [(zone_id, owner, rdtype, rdata) for owner, rdtype, _ttl, rdata in net.removed],
                 )
                 conn.executemany(
                     "INSERT INTO records (zone_id, owner, rdtype, ttl, rdata)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    [(zone_id, *r) for r in cs.added],
+                    [(zone_id, *r) for r in net.added],
                 )
         return ids
 
@@ -267,6 +282,15 @@ class Journal:
                 (zone_id, -1 if limit is None else limit),
             ).fetchall()
         return [Version(*row) for row in rows]
+
+    def count_versions(self, zone: str) -> int:
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return 0
+        row = self.conn.execute(
+            "SELECT count(*) FROM versions WHERE zone_id = ?", (zone_id,)
+        ).fetchone()
+        return int(row[0])
 
     def latest_id(self, zone: str) -> int:
         zone_id = self.zone_id(zone)

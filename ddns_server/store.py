@@ -107,6 +107,27 @@ def diff(old: set[Record], new: set[Record]) -> Changeset:
     )
 
 
+@dataclass
+class _Staged:
+    """A version prepared and applied in memory, not yet journaled."""
+
+    zone: ZoneData
+    new: NewVersion
+
+    def version(self, version_id: int) -> Version:
+        new = self.new
+        return Version(
+            version_id,
+            new.serial,
+            new.time,
+            new.who,
+            new.source,
+            new.channel,
+            len(new.changeset.removed),
+            len(new.changeset.added),
+        )
+
+
 class Store:
     """The served zones and their journal."""
 
@@ -119,6 +140,9 @@ class Store:
         self._last_id: dict[bytes, int] = {}
         self._data_version = journal.data_version()
         self.listeners: list[Listener] = []
+        self._version_count: dict[bytes, int] = {}
+        self._batch: list[_Staged] | None = None
+        self._age_pruned: dict[bytes, float] = {}
 
     # -- opening --------------------------------------------------------------
 
@@ -203,49 +227,67 @@ class Store:
         return self.commit_many([(zone, changeset, who, source, channel)])[0]
 
     def commit_many(self, batch: list[tuple[ZoneData, Changeset, str, str, str]]) -> list[Version]:
-        """Group commit: several versions in one SQLite transaction.
+        """Several versions in one SQLite transaction.
 
         Each entry's changeset is applied in order; entries for the same zone
         must have been computed against the zone as left by the ones before.
+        Inside begin_batch()/end_batch() the versions are only staged: they
+        are journaled by end_batch(), and their ids are 0 until then.
         """
         now = self.clock()
-        expect = {zone_key(z.origin): self._last_id.get(z.apex, 0) for z, *_ in batch}
-        new_versions: list[NewVersion] = []
-        prepared: list[tuple[ZoneData, Changeset, int]] = []
+        staged: list[_Staged] = []
         for zone, changeset, who, source, channel in batch:
             full, serial = self.prepare(zone, changeset)
-            new_versions.append(
-                NewVersion(zone_key(zone.origin), serial, full, who, source, channel, now)
-            )
-            prepared.append((zone, full, serial))
-            # Later entries of the batch are prepared against this change.
+            key = zone_key(zone.origin)
+            staged.append(_Staged(zone, NewVersion(key, serial, full, who, source, channel, now)))
+            # Later entries are prepared against this change. No query sees
+            # it before the journal commit: that happens in this same
+            # synchronous call, or (in a batch) before any response is sent.
             zone.apply(full)
+        if self._batch is not None:
+            self._batch.extend(staged)
+            return [entry.version(0) for entry in staged]
+        return self._journal(staged)
+
+    def begin_batch(self) -> None:
+        """Stage commits until end_batch() (group commit: one transaction)."""
+        self._batch = []
+
+    def in_batch(self) -> bool:
+        """True while versions are staged but not yet journaled."""
+        return bool(self._batch)
+
+    def end_batch(self) -> list[Version]:
+        """Journal every staged version in one transaction, then notify.
+
+        On failure nothing was journaled: the zones are put back as the
+        journal has them and the exception propagates (the caller must not
+        confirm any staged change).
+        """
+        staged, self._batch = self._batch or [], None
+        if not staged:
+            return []
+        return self._journal(staged)
+
+    def _journal(self, staged: list[_Staged]) -> list[Version]:
+        zones = {id(entry.zone): entry.zone for entry in staged}.values()
+        expect = {zone_key(z.origin): self._last_id.get(z.apex, 0) for z in zones}
         try:
-            ids = self.journal.append(new_versions, expect)
+            ids = self.journal.append([entry.new for entry in staged], expect)
         except Exception:
             # Nothing was committed: put the zones back as the journal has them.
-            for zone, _, _ in prepared:
+            for zone in zones:
                 self._reload(zone)
             raise
         versions = []
-        for (zone, full, serial), version_id, new in zip(prepared, ids, new_versions, strict=True):
-            version = Version(
-                version_id,
-                serial,
-                now,
-                new.who,
-                new.source,
-                new.channel,
-                len(full.removed),
-                len(full.added),
-            )
-            versions.append(version)
-            self._last_id[zone.apex] = version_id
-        for zone in {id(z): z for z, _, _ in prepared}.values():
+        for entry, version_id in zip(staged, ids, strict=True):
+            versions.append(entry.version(version_id))
+            self._last_id[entry.zone.apex] = version_id
+        for zone in zones:
             self._maybe_prune(zone)
-        for version, (zone, _, _) in zip(versions, prepared, strict=True):
+        for entry, version in zip(staged, versions, strict=True):
             for listener in self.listeners:
-                listener(zone, version)
+                listener(entry.zone, version)
         return versions
 
     def _reload(self, zone: ZoneData) -> None:
@@ -278,18 +320,38 @@ class Store:
         return self.commit(zone, changes, who, source, channel)
 
     def _maybe_prune(self, zone: ZoneData) -> None:
+        """Keep the journal within the zone's limits, without a query per commit.
+
+        Versions beyond `max_versions` are dropped once the excess reaches a
+        tenth of the limit (so a 1000-version journal is pruned every 100
+        commits, not on each one); the age limit is applied once a minute.
+        """
         limits = self.limits.get(zone.apex, ZoneLimits())
-        self.journal.prune(
-            zone_key(zone.origin),
-            limits.max_versions,
-            limits.max_age_days * 86400.0,
-            self.clock(),
-        )
+        key = zone_key(zone.origin)
+        now = self.clock()
+        count = self._version_count.get(zone.apex)
+        if count is None:
+            count = self.journal.count_versions(key)
+        else:
+            count += 1
+        age_due = limits.max_age_days > 0 and now - self._age_pruned.get(zone.apex, 0.0) >= 60
+        if count > limits.max_versions + limits.max_versions // 10 or age_due:
+            self.journal.prune(key, limits.max_versions, limits.max_age_days * 86400.0, now)
+            count = self.journal.count_versions(key)
+            if age_due:
+                self._age_pruned[zone.apex] = now
+        self._version_count[zone.apex] = count
 
     # -- other writers --------------------------------------------------------
 
     def poll(self) -> list[ZoneData]:
-        """Apply versions another process journaled (rollback, import)."""
+        """Apply versions another process journaled (rollback, import).
+
+        Not while a batch is staged: its journal write will find the other
+        process's version and fail as a whole (StaleJournal) instead.
+        """
+        if self._batch:
+            return []
         data_version = self.journal.data_version()
         if data_version == self._data_version:
             return []

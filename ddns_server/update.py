@@ -32,12 +32,13 @@ import dns.rdtypes.ANY.SOA
 import dns.rrset
 import dns.serial
 import dns.update
-import dns.wire
 
 from ddns_server import policy
 from ddns_server.config import PolicyRule
 from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
-from ddns_server.zonedata import Changeset, ZoneData, name_to_wire, soa_serial
+from ddns_server.zonedata import Changeset, ZoneData, name_to_wire, skip_name, soa_serial
+
+_RR_FIXED = struct.Struct("!HHIH")
 
 IN = dns.rdataclass.IN
 ANY_CLASS = dns.rdataclass.ANY
@@ -410,15 +411,14 @@ def section_ttls(msg: dns.update.UpdateMessage, wire: bytes | None) -> tuple[lis
     qdcount, ancount, nscount, _ = struct.unpack_from("!HHHH", wire, 4)
     if ancount != len(prereq) or nscount != len(update):
         return prereq, update
-    parser = dns.wire.Parser(wire, 12)
+    pos = 12
     for _ in range(qdcount):
-        parser.get_name(decompress=True)
-        parser.get_struct("!HH")
+        pos = skip_name(wire, pos) + 4
     ttls: list[int] = []
     for _ in range(ancount + nscount):
-        parser.get_name(decompress=True)
-        _rdtype, _rdclass, ttl, rdlen = parser.get_struct("!HHIH")
-        parser.seek(parser.current + rdlen)
+        pos = skip_name(wire, pos)
+        _rdtype, _rdclass, ttl, rdlen = _RR_FIXED.unpack_from(wire, pos)
+        pos += 10 + rdlen
         ttls.append(ttl)
     return ttls[:ancount], ttls[ancount:]
 

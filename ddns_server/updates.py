@@ -19,7 +19,7 @@ import dns.update
 
 from ddns_server import policy
 from ddns_server.config import PolicyRule, Zone
-from ddns_server.dnsmsg import Source, make_response
+from ddns_server.dnsmsg import Source
 from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
 from ddns_server.journal import StaleJournal
 from ddns_server.store import Store
@@ -49,8 +49,8 @@ class UpdateProcessor:
         """Take the zones' update policies (at start and on SIGHUP)."""
         self.policies = {name_to_wire(z.name).lower(): z.update_policy for z in zones}
 
-    def handle_update(self, query: dns.message.Message, source: Source) -> dns.message.Message:
-        """The response to one UPDATE (signed later by the caller when the query was)."""
+    def handle_update(self, query: dns.message.Message, source: Source) -> int:
+        """Process one UPDATE; the rcode to answer it with."""
         key_name: dns.name.Name | None = query.keyname if query.had_tsig else None
         who = key_name.to_text(omit_final_dot=True) if key_name is not None else "-"
         zone_text = query.question[0].name.to_text() if query.question else "?"
@@ -73,7 +73,7 @@ class UpdateProcessor:
                 e,
             )
             self.count(dns.rcode.to_text(e.rcode))
-            return make_response(query, e.rcode)
+            return int(e.rcode)
         self.count("NOERROR" if serial is not None else "NOCHANGE")
         if serial is None:
             log.info(
@@ -83,7 +83,7 @@ class UpdateProcessor:
                 source[1],
                 who,
             )
-        return make_response(query, dns.rcode.NOERROR)
+        return int(dns.rcode.NOERROR)
 
     def _update(
         self,

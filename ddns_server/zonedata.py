@@ -94,6 +94,20 @@ def tails(wire: bytes) -> Iterator[bytes]:
         pos += 12 + rdlen
 
 
+def skip_name(wire: bytes, pos: int) -> int:
+    """Where the (possibly compressed) name at `pos` of a parsed message ends.
+
+    Only for messages dnspython has already parsed, so the name is valid.
+    """
+    while True:
+        length = wire[pos]
+        if length == 0:
+            return pos + 1
+        if length >= 0xC0:
+            return pos + 2
+        pos += length + 1
+
+
 def parent(name: bytes) -> bytes:
     """The wire form of a wire name's parent."""
     return name[name[0] + 1 :]

@@ -12,8 +12,11 @@ from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python import log as twisted_log
 
-from ddns_server.dnsmsg import DnsHandler
+from ddns_server.dnsmsg import DnsHandler, error_response
 from ddns_server.metrics import LATENCY_SAMPLE, Metrics
+from ddns_server.store import Store
+
+SERVFAIL = 2
 
 # BIND's tcp-idle-timeout default: 30 seconds.
 TCP_IDLE_TIMEOUT = 30
@@ -22,8 +25,9 @@ TCP_IDLE_TIMEOUT = 30
 class DnsUdp(DatagramProtocol):
     """One UDP socket's protocol; DnsUdpPort's read loop calls it directly."""
 
-    def __init__(self, handler: DnsHandler, metrics: Metrics) -> None:
+    def __init__(self, handler: DnsHandler, metrics: Metrics, store: Store | None = None) -> None:
         self.handler = handler
+        self.store = store  # for group commit of UPDATEs (see DnsUdpPort)
         self.answer = handler.engine.answer
         self.metrics = metrics
         self.count = metrics.count_query
@@ -53,6 +57,9 @@ class DnsUdp(DatagramProtocol):
         twisted_log.err()
 
 
+_OPCODE_UPDATE = 5 << 3  # opcode bits of the third header byte
+
+
 class DnsUdpPort(udp.Port):
     """A UDP port whose read loop answers plain queries itself.
 
@@ -60,12 +67,19 @@ class DnsUdpPort(udp.Port):
     `doRead` dispatches each one through the protocol; on the query path that
     costs more than answering. Here the loop reads, answers and sends with
     the socket's own methods, and hands anything else to the protocol.
+
+    It is also where UPDATEs are group-committed: the versions of every
+    UPDATE read in one pass are journaled in one SQLite transaction at its
+    end (Store.begin_batch/end_batch). From the first staged version on,
+    every response of the pass is held back until that commit, so nothing
+    leaves the server that reflects an unjournaled change.
     """
 
     maxPacketSize = 65535
 
     def doRead(self) -> None:  # noqa: N802
         protocol: DnsUdp = self.protocol
+        store = protocol.store
         sock = self.socket
         recvfrom = sock.recvfrom
         sendto = sock.sendto
@@ -75,35 +89,76 @@ class DnsUdpPort(udp.Port):
         observe = protocol.metrics.latency.observe
         clock = time.perf_counter
         tick = protocol._tick
-        for _ in range(256):  # bounded, so TCP and timers get their turn
+        held: list[tuple[bytes, Any]] = []  # responses waiting for the batch commit
+        updates: list[tuple[bytes, Any]] = []  # the UPDATEs among them (request, addr)
+        if store is not None:
+            store.begin_batch()
+        try:
+            for _ in range(256):  # bounded, so TCP and timers get their turn
+                try:
+                    data, addr = recvfrom(65535)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    break  # e.g. ECONNREFUSED from an earlier send: nothing to read
+                tick += 1
+                if tick >= LATENCY_SAMPLE:
+                    tick = 0
+                    start = clock()
+                else:
+                    start = 0.0
+                if v6:
+                    addr = addr[:2]
+                try:
+                    response = answer(data, True)
+                    if response is None:
+                        responses = protocol.handler.handle_full(data, addr, False)
+                        if store is not None and store.in_batch():
+                            held.extend((r, addr) for r in responses)
+                            if data[2] & 0x78 == _OPCODE_UPDATE:
+                                updates.append((data, addr))
+                        else:
+                            for r in responses:
+                                sendto(r, addr)
+                        if responses:
+                            count(data, responses[0])
+                        continue
+                    if held:
+                        held.append((response, addr))
+                    else:
+                        sendto(response, addr)
+                    count(data, response)
+                    if start:
+                        observe(clock() - start)
+                except OSError:
+                    pass  # the client is gone; UDP has nobody to tell
+                except Exception:  # noqa: BLE001 - never let one datagram stop the loop
+                    protocol.log_failure()
+        finally:
+            protocol._tick = tick
+            if store is not None:
+                self._commit_batch(store, held, updates)
+
+    def _commit_batch(
+        self, store: Store, held: list[tuple[bytes, Any]], updates: list[Any]
+    ) -> None:
+        """Journal the pass's staged versions, then send what was held back."""
+        sendto = self.socket.sendto
+        try:
+            store.end_batch()
+        except Exception:  # noqa: BLE001 - nothing was journaled: confirm nothing
+            self.protocol.log_failure()
+            for data, addr in updates:
+                try:
+                    sendto(error_response(data, SERVFAIL), addr)
+                except OSError:
+                    pass
+            return  # answers computed from the unjournaled state are dropped
+        for response, addr in held:
             try:
-                data, addr = recvfrom(65535)
-            except BlockingIOError:
-                break
-            except OSError:
-                break  # e.g. ECONNREFUSED from an earlier send: nothing to read
-            tick += 1
-            if tick >= LATENCY_SAMPLE:
-                tick = 0
-                start = clock()
-            else:
-                start = 0.0
-            if v6:
-                addr = addr[:2]
-            try:
-                response = answer(data, True)
-                if response is None:
-                    protocol.answer_full(data, addr)
-                    continue
                 sendto(response, addr)
-                count(data, response)
-                if start:
-                    observe(clock() - start)
             except OSError:
-                pass  # the client is gone; UDP has nobody to tell
-            except Exception:  # noqa: BLE001 - never let one datagram stop the loop
-                protocol.log_failure()
-        protocol._tick = tick
+                pass
 
 
 def listen_udp(reactor: Any, port: int, protocol: DnsUdp, interface: str) -> DnsUdpPort:

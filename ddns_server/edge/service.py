@@ -99,7 +99,7 @@ class Server:
         tcp = DnsTcpFactory(self.handler, self.metrics)
         for ep in self.config.dns:
             # One protocol per UDP port: Twisted binds a protocol to one transport.
-            udp = DnsUdp(self.handler, self.metrics)
+            udp = DnsUdp(self.handler, self.metrics, self.store)
             self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
             self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
         root = make_root(self.healthy, self.registry)

@@ -60,3 +60,41 @@ def test_a_refused_reload_changes_nothing(server_factory: Any) -> None:
     # The old configuration still holds in full.
     assert _update(server, old_key) == dns.rcode.NOERROR
     assert server.soa_serial() == serial + 1
+
+
+def test_a_burst_of_updates_is_group_committed_and_durable(server_factory: Any) -> None:
+    import socket
+
+    key = TsigKey.generate("burst-key")
+    server = server_factory(
+        {EXAMPLE_ZONE_NAME: example_zone_text()},
+        {"keys": [key.config()]},
+        zone_extra={
+            EXAMPLE_ZONE_NAME: {"update_policy": [{"grant": "burst-key", "match": "zonesub"}]}
+        },
+    )
+    serial = server.soa_serial()
+    count = 40
+    sent: dict[int, dns.update.UpdateMessage] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        for i in range(count):
+            update = dns.update.UpdateMessage(
+                EXAMPLE_ZONE_NAME, keyring=key.keyring(), keyname=key.name
+            )
+            update.replace(f"burst{i}", 60, "A", f"192.0.2.{i + 1}")
+            sent[update.id] = update
+            sock.sendto(update.to_wire(), ("127.0.0.1", server.dns_port))
+        answered = 0
+        while answered < count:
+            data, _ = sock.recvfrom(65535)
+            update = sent.pop(dns.message.from_wire(data, keyring=False).id)
+            response = dns.message.from_wire(data, keyring=update.keyring, request_mac=update.mac)
+            assert response.rcode() == dns.rcode.NOERROR
+            answered += 1
+    assert server.soa_serial() == serial + count
+    server.kill()
+    server.start()
+    assert server.soa_serial() == serial + count
+    answer = server.query(f"burst{count - 1}.{EXAMPLE_ZONE_NAME}", "A")
+    assert answer.answer and answer.answer[0][0].address == f"192.0.2.{count}"

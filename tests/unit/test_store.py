@@ -393,3 +393,52 @@ def test_prune_by_age(path: Path) -> None:
         assert [v.serial for v in journal.versions(KEY)] == [2026112503]
     finally:
         journal.close()
+
+
+def test_group_commit_journals_a_batch_in_one_transaction(path: Path) -> None:
+    journal = Journal(path)
+    try:
+        store = Store(journal, Clock())
+        zone = store.open_zone(ORIGIN, seed())
+        before = journal.latest_id(KEY)
+        seen: list[int] = []
+        store.listeners.append(lambda z, v: seen.append(v.id if v else -1))
+        store.begin_batch()
+        staged = [
+            store.commit(zone, Changeset(added=[rr(f"g{i}", "A", "192.0.2.1")]), "k", "l", "x")
+            for i in range(5)
+        ]
+        # Staged: applied in memory (later updates see earlier ones), not journaled yet.
+        assert [v.id for v in staged] == [0] * 5
+        assert journal.latest_id(KEY) == before
+        assert store.in_batch() and seen == []
+        versions = store.end_batch()
+        assert [v.serial for v in versions] == [2026112502 + i for i in range(5)]
+        assert journal.latest_id(KEY) == versions[-1].id and seen == [v.id for v in versions]
+        assert not store.in_batch()
+        journal_matches_memory(store)
+    finally:
+        journal.close()
+
+
+def test_a_failed_group_commit_leaves_memory_as_the_journal_has_it(path: Path) -> None:
+    journal = Journal(path)
+    other = Journal(path)
+    try:
+        store = Store(journal, Clock())
+        zone = store.open_zone(ORIGIN, seed())
+        serial = zone.serial
+        store.begin_batch()
+        store.commit(zone, Changeset(added=[rr("lost", "A", "192.0.2.9")]), "k", "l", "x")
+        # Another process journals a version meanwhile: the batch must fail whole.
+        second = Store(other, Clock())
+        zone2 = second.open_zone(ORIGIN)
+        second.commit(zone2, Changeset(added=[rr("theirs", "A", "192.0.2.8")]), "k", "l", "x")
+        with pytest.raises(StaleJournal):
+            store.end_batch()
+        assert zone.serial == serial + 1  # theirs, not ours
+        assert zone.records_at(name_to_wire(dns.name.from_text("lost", ORIGIN))) == []
+        journal_matches_memory(store)
+    finally:
+        journal.close()
+        other.close()
