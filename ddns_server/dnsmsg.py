@@ -190,17 +190,7 @@ class DnsHandler:
             return wire
         key = query.keyring
         assert isinstance(key, dns.tsig.Key) and query.keyname is not None
-        unsigned = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY,
-            dns.rdatatype.TSIG,
-            key.algorithm,
-            0,
-            TSIG_FUDGE,
-            b"",
-            query.id,
-            0,
-            b"",
-        )
+        unsigned = _tsig_rdata(key.algorithm, 0, TSIG_FUDGE, query.id, 0)
         signed, _ = dns.tsig.sign(wire, key, unsigned, int(self.clock()), query.mac)
         return _append_tsig(wire, query.keyname, signed)
 
@@ -262,17 +252,7 @@ class DnsHandler:
             other = struct.pack("!HI", now >> 32, now & 0xFFFFFFFF)
             time_signed = request.time_signed
         wire = _to_wire(make_response(query, dns.rcode.NOTAUTH))
-        rdata = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY,
-            dns.rdatatype.TSIG,
-            key.algorithm,
-            time_signed,
-            request.fudge,
-            b"",
-            query.id,
-            tsig_error,
-            other,
-        )
+        rdata = _tsig_rdata(key.algorithm, time_signed, request.fudge, query.id, tsig_error, other)
         signed, _ = dns.tsig.sign(wire, key, rdata, time_signed, request.mac)
         return _append_tsig(wire, keyname, signed)
 
@@ -305,18 +285,30 @@ def tsig_error_response(data: bytes, tsig_error: int, now: int) -> bytes:
     """
     query, keyname, tsig = _unverified(data)
     wire = _to_wire(make_response(query, dns.rcode.NOTAUTH))
-    rdata = dns.rdtypes.ANY.TSIG.TSIG(
+    rdata = _tsig_rdata(tsig.algorithm, now, tsig.fudge, query.id, tsig_error)
+    return _append_tsig(wire, keyname, rdata)
+
+
+def _tsig_rdata(
+    algorithm: dns.name.Name,
+    time_signed: int,
+    fudge: int,
+    original_id: int,
+    error: int,
+    other: bytes = b"",
+) -> dns.rdtypes.ANY.TSIG.TSIG:
+    """TSIG rdata with an empty MAC: unsigned, or for dns.tsig.sign to fill in."""
+    return dns.rdtypes.ANY.TSIG.TSIG(
         dns.rdataclass.ANY,
         dns.rdatatype.TSIG,
-        tsig.algorithm,
-        now,
-        tsig.fudge,
+        algorithm,
+        time_signed,
+        fudge,
         b"",
-        query.id,
-        tsig_error,
-        b"",
+        original_id,
+        error,
+        other,
     )
-    return _append_tsig(wire, keyname, rdata)
 
 
 def _unverified(

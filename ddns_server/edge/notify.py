@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # RFC 1996 §3.6: retransmit with a growing interval; BIND tries 5 times.
 FIRST_RETRY = 1.0
 TRIES = 5
+# The shortest time between two NOTIFYs of a zone to one target (see notify()).
+NOTIFY_INTERVAL = 0.05
 
 Target = tuple[str, int]  # normalised address text, port
 
@@ -86,6 +88,8 @@ class Notifier:
         self.pending: dict[tuple[bytes, Target], _Pending] = {}
         self._by_id: dict[tuple[int, Target], tuple[bytes, Target]] = {}
         self._ports: dict[int, Any] = {}  # address family -> Twisted UDP port
+        self._scheduled: dict[tuple[bytes, Target], Any] = {}  # delayed sends
+        self._last_sent: dict[tuple[bytes, Target], float] = {}
         self.configure(zones)
 
     def configure(self, zones: Iterable[config_mod.Zone]) -> None:
@@ -102,28 +106,53 @@ class Notifier:
             log.exception("notify of %s failed", zone.origin)
 
     def notify(self, zone: ZoneData) -> None:
-        """Announce the zone's current SOA to each of its secondaries."""
+        """Announce the zone's current SOA to each of its secondaries.
+
+        At most one NOTIFY per target every NOTIFY_INTERVAL: versions that
+        come faster (a burst of updates) are announced together by one
+        NOTIFY carrying the newest SOA, like BIND's notify-delay (whose
+        default is 5 s; ours is short, so secondaries follow within
+        milliseconds).
+        """
+        now = self.reactor.seconds()
         for target in self.targets.get(zone.apex, ()):
             key = (zone.apex, target)
-            old = self.pending.pop(key, None)
-            if old is not None:
-                self._forget(old)  # superseded by this newer version
+            if key in self._scheduled:
+                continue  # the scheduled NOTIFY will carry this version's SOA
+            wait = self._last_sent.get(key, -NOTIFY_INTERVAL) + NOTIFY_INTERVAL - now
+            if wait > 0:
+                self._scheduled[key] = self.reactor.callLater(wait, self._send_new, zone, target)
+            else:
+                self._send_new(zone, target)
+
+    def _send_new(self, zone: ZoneData, target: Target) -> None:
+        """A NOTIFY with the zone's SOA as it is now, replacing one in flight."""
+        key = (zone.apex, target)
+        self._scheduled.pop(key, None)
+        self._last_sent[key] = self.reactor.seconds()
+        old = self.pending.pop(key, None)
+        if old is not None:
+            self._forget(old)  # superseded by this newer version
+        message_id = secrets.randbits(16)
+        while (message_id, target) in self._by_id:  # another zone's, in flight
             message_id = secrets.randbits(16)
-            while (message_id, target) in self._by_id:  # another zone's, in flight
-                message_id = secrets.randbits(16)
-            pending = _Pending(
-                zone.origin.to_text(),
-                zone.apex,
-                target,
-                message_id,
-                _notify_wire(zone, message_id),
-                delay=self.first_retry,
-            )
-            self.pending[key] = pending
-            self._by_id[(message_id, target)] = key
-            self._send(pending)
+        pending = _Pending(
+            zone.origin.to_text(),
+            zone.apex,
+            target,
+            message_id,
+            _notify_wire(zone, message_id),
+            delay=self.first_retry,
+        )
+        self.pending[key] = pending
+        self._by_id[(message_id, target)] = key
+        self._send(pending)
 
     def stop(self) -> None:
+        for call in self._scheduled.values():
+            if call.active():
+                call.cancel()
+        self._scheduled.clear()
         for pending in list(self.pending.values()):
             self._forget(pending)
         self.pending.clear()
