@@ -2,12 +2,19 @@
 
 SQLite (WAL mode) is the one source of truth. For each zone it holds:
 
-* `records`: the current content, so a restart loads it in one scan;
 * `versions`: one row per version (serial, time, who, source, channel);
-* `changes`: the records each version removed (op 0) and added (op 1).
+* `changes`: the records each version removed (op 0) and added (op 1);
+* `records`: a snapshot of the content as of one version (`meta` key
+  `snapshot:<zone id>`), so a restart loads it in one scan and replays only
+  the versions after it.
 
-Earlier content is rebuilt by walking the changes backwards from `records`;
-IXFR, `journal diff` and `journal rollback` all read `changes`.
+A commit only appends (`versions`, `changes`): rewriting rows of a
+100,000-record table at random places on every update would cost more than
+the update. Every CHECKPOINT_VERSIONS versions (or CHECKPOINT_ROWS changed
+records) the snapshot is brought forward by their net effect, inside the same
+transaction; BIND and Knot likewise keep a journal and dump the zone now and
+then. Earlier content is rebuilt by walking the changes backwards from the
+current content; IXFR, `journal diff` and `journal rollback` read `changes`.
 
 Commits use `synchronous=NORMAL` in WAL mode: a committed version is in the
 operating system's hands before the client gets its answer, so it survives the
@@ -17,6 +24,7 @@ disk to flush on every update (`Journal(sync_full=True)` would).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,13 +38,19 @@ from ddns_server.zonedata import Changeset, Record
 
 SCHEMA_VERSION = 1
 
+# Bring the records snapshot forward after this many versions, or this many
+# changed records, whichever comes first (a start-up replays at most that).
+CHECKPOINT_VERSIONS = 500
+CHECKPOINT_ROWS = 5000
+
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)""",
     """CREATE TABLE IF NOT EXISTS zones (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)""",
+    # One B-tree keyed by the record itself: a checkpoint deletes by key.
     """CREATE TABLE IF NOT EXISTS records (
         zone_id INTEGER NOT NULL, owner BLOB NOT NULL, rdtype INTEGER NOT NULL,
-        ttl INTEGER NOT NULL, rdata BLOB NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS records_by_owner ON records (zone_id, owner, rdtype)""",
+        rdata BLOB NOT NULL, ttl INTEGER NOT NULL,
+        PRIMARY KEY (zone_id, owner, rdtype, rdata)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS versions (
         id INTEGER PRIMARY KEY AUTOINCREMENT, zone_id INTEGER NOT NULL,
         serial INTEGER NOT NULL, time REAL NOT NULL, who TEXT NOT NULL,
@@ -95,6 +109,8 @@ class Journal:
         self.conn = conn
         self._migrate()
         self._zone_ids: dict[str, int] = {}
+        # zone id -> (versions, changed records) not yet in the snapshot
+        self._pending: dict[int, tuple[int, int]] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -147,16 +163,76 @@ class Journal:
         return [row[0] for row in self.conn.execute("SELECT name FROM zones ORDER BY name")]
 
     def load(self, zone: str) -> Iterator[Record]:
-        """The zone's current records (a cursor: streamed, never all in a list)."""
+        """The zone's current records: the snapshot, streamed, with the net
+        effect of the versions after it (never the whole zone in a list)."""
         zone_id = self.zone_id(zone)
         if zone_id is None:
             return iter(())
-        return iter(
-            self.conn.execute(
-                "SELECT owner, rdtype, ttl, rdata FROM records WHERE zone_id = ?",
-                (zone_id,),
-            )
+        snapshot = self.conn.execute(
+            "SELECT owner, rdtype, ttl, rdata FROM records WHERE zone_id = ?", (zone_id,)
         )
+        pending = self._changesets_since_snapshot(zone_id)
+        if not pending:
+            return iter(snapshot)
+        net = net_changes(pending)
+        removed = set(net.removed)
+        return itertools.chain((r for r in snapshot if r not in removed), net.added)
+
+    def _snapshot_id(self, zone_id: int) -> int:
+        """The version the records snapshot reflects (journals of before the
+        snapshot key kept `records` current: there, the latest version)."""
+        row = self.conn.execute(
+            "SELECT value FROM meta WHERE key = ?", (f"snapshot:{zone_id}",)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        latest = self.conn.execute(
+            "SELECT max(id) FROM versions WHERE zone_id = ?", (zone_id,)
+        ).fetchone()
+        return int(latest[0] or 0)
+
+    def _set_snapshot_id(self, zone_id: int, version_id: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (f"snapshot:{zone_id}", str(version_id)),
+        )
+
+    def _changesets_since_snapshot(self, zone_id: int, upto: int | None = None) -> list[Changeset]:
+        """The changes of the versions after the snapshot (up to `upto`), in order."""
+        snapshot = self._snapshot_id(zone_id)
+        rows = self.conn.execute(
+            "SELECT c.version_id, c.op, c.owner, c.rdtype, c.ttl, c.rdata FROM changes c"
+            " JOIN versions v ON v.id = c.version_id"
+            " WHERE v.zone_id = ? AND v.id > ? AND v.id <= ? ORDER BY c.version_id, c.rowid",
+            (zone_id, snapshot, upto if upto is not None else 1 << 62),
+        )
+        changesets: list[Changeset] = []
+        current = -1
+        for version_id, op, owner, rdtype, ttl, rdata in rows:
+            if version_id != current:
+                changesets.append(Changeset())
+                current = version_id
+            (changesets[-1].added if op else changesets[-1].removed).append(
+                (owner, rdtype, ttl, rdata)
+            )
+        return changesets
+
+    def _checkpoint(self, zone_id: int, upto: int) -> None:
+        """Bring the records snapshot forward to version `upto` (in a transaction)."""
+        pending = self._changesets_since_snapshot(zone_id, upto)
+        if pending:
+            net = net_changes(pending) if len(pending) > 1 else pending[0]
+            self.conn.executemany(
+                "DELETE FROM records WHERE zone_id = ? AND owner = ? AND rdtype = ? AND rdata = ?",
+                [(zone_id, owner, rdtype, rdata) for owner, rdtype, _ttl, rdata in net.removed],
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO records (zone_id, owner, rdtype, ttl, rdata)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(zone_id, *r) for r in net.added],
+            )
+        self._set_snapshot_id(zone_id, upto)
+        self._pending[zone_id] = (0, 0)
 
     # -- writing --------------------------------------------------------------
 
@@ -174,6 +250,12 @@ class Journal:
             for zone, expected in (expect_latest or {}).items():
                 if self.latest_id(zone) != expected:
                     raise StaleJournal(zone)
+            for new in versions:
+                zone_id = self.zone_id(new.zone, create=True)
+                assert zone_id is not None
+                if zone_id not in self._pending:
+                    # Pin down what `records` holds before this batch adds versions.
+                    self._set_snapshot_id(zone_id, self._snapshot_id(zone_id))
             # We hold the write lock: the ids are ours to number. One
             # executemany per table for the whole batch, whatever its size.
             row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'versions'").fetchone()
@@ -212,20 +294,34 @@ class Journal:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 change_rows,
             )
-            # The current content changes by the batch's net effect per zone.
+            # Commits only append; the records snapshot catches up now and then.
             for zone_id, changesets in by_zone.items():
-                net = net_changes(changesets) if len(changesets) > 1 else changesets[0]
-                conn.executemany(
-                    "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
-                    " WHERE zone_id = ? AND owner = ? AND rdtype = ? AND rdata = ? LIMIT 1)",
-                    [(zone_id, owner, rdtype, rdata) for owner, rdtype, _ttl, rdata in net.removed],
-                )
-                conn.executemany(
-                    "INSERT INTO records (zone_id, owner, rdtype, ttl, rdata)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [(zone_id, *r) for r in net.added],
-                )
+                versions_pending, rows_pending = self._pending_counts(zone_id, ids[0])
+                versions_pending += len(changesets)
+                rows_pending += sum(len(cs.removed) + len(cs.added) for cs in changesets)
+                if versions_pending >= CHECKPOINT_VERSIONS or rows_pending >= CHECKPOINT_ROWS:
+                    self._checkpoint(zone_id, ids[-1])
+                else:
+                    self._pending[zone_id] = (versions_pending, rows_pending)
         return ids
+
+    def _pending_counts(self, zone_id: int, before: int) -> tuple[int, int]:
+        """Versions and changed records not yet in the snapshot (ids < `before`).
+
+        Kept in memory; counted from the tables once per zone and process
+        (another process's commits only make the next checkpoint come late).
+        """
+        counts = self._pending.get(zone_id)
+        if counts is None:
+            snapshot = self._snapshot_id(zone_id)
+            row = self.conn.execute(
+                "SELECT count(DISTINCT v.id), count(c.rowid) FROM versions v"
+                " LEFT JOIN changes c ON c.version_id = v.id"
+                " WHERE v.zone_id = ? AND v.id > ? AND v.id < ?",
+                (zone_id, snapshot, before),
+            ).fetchone()
+            counts = (int(row[0]), int(row[1]))
+        return counts
 
     def prune(self, zone: str, max_versions: int, max_age_seconds: float, now: float) -> int:
         """Drop the oldest versions beyond the limits (never the latest); how many."""
@@ -234,6 +330,10 @@ class Journal:
             return 0
         conn = self.conn
         with _transaction(conn):
+            # Versions after the snapshot are needed to rebuild the content.
+            latest = self.latest_id(zone)
+            if latest and self._snapshot_id(zone_id) < latest:
+                self._checkpoint(zone_id, latest)
             ids = [
                 row[0]
                 for row in conn.execute(

@@ -442,3 +442,38 @@ def test_a_failed_group_commit_leaves_memory_as_the_journal_has_it(path: Path) -
     finally:
         journal.close()
         other.close()
+
+
+def test_records_snapshot_catches_up_and_load_replays_the_rest(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ddns_server.journal as journal_mod
+
+    monkeypatch.setattr(journal_mod, "CHECKPOINT_VERSIONS", 4)
+    journal = Journal(path)
+    try:
+        store = Store(journal, Clock())
+        zone = store.open_zone(ORIGIN, seed())
+        zone_id = journal.zone_id(KEY)
+        assert zone_id is not None
+        snapshots = []
+        for i in range(11):
+            old = zone.records_at(name_to_wire(dns.name.from_text(f"c{i - 1}", ORIGIN)))
+            store.commit(
+                zone,
+                Changeset(removed=old, added=[rr(f"c{i}", "A", f"192.0.2.{i + 1}")]),
+                "k",
+                "l",
+                "x",
+            )
+            snapshots.append(journal._snapshot_id(zone_id))
+            journal_matches_memory(store)  # snapshot + replayed versions == memory
+        # The snapshot moved forward every 4 versions, and lags at most 3 behind.
+        assert len(set(snapshots)) >= 3
+        assert journal.latest_id(KEY) - snapshots[-1] < 4
+        # A restart (a second process) loads the same content.
+        other = Store(Journal(path), Clock())
+        assert other.open_zone(ORIGIN).record_set() == zone.record_set()
+        other.journal.close()
+    finally:
+        journal.close()
