@@ -58,6 +58,7 @@ EXAMPLE_ZONE_FILE = REPO_ROOT / "zones" / "dyn.example.test.zone"
 # Debian installs daemons (named, inadyn) in sbin, which is not on every PATH.
 EXTRA_TOOL_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
+POLL_INTERVAL = 0.05  # seconds between readiness checks
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
@@ -540,7 +541,7 @@ class ServerProcess:
                     f"server not answering on 127.0.0.1:{self._dns_port} after "
                     f"{self.ready_timeout} s; log tail:\n{tail(self.log_text())}"
                 )
-            time.sleep(0.05)
+            time.sleep(POLL_INTERVAL)  # polling inside the deadline above
 
     def _http_listeners_up(self) -> bool:
         listen = self.config.get("listen") or {}
