@@ -23,7 +23,8 @@ TCP_IDLE_TIMEOUT = 30
 
 
 class DnsUdp(DatagramProtocol):
-    """One UDP socket's protocol; DnsUdpPort's read loop calls it directly."""
+    """One UDP socket's state; DnsUdpPort's read loop does the work (it reads,
+    answers and sends itself, so Twisted's datagramReceived is never called)."""
 
     def __init__(self, handler: DnsHandler, metrics: Metrics, store: Store | None = None) -> None:
         self.handler = handler
@@ -32,26 +33,6 @@ class DnsUdp(DatagramProtocol):
         self.metrics = metrics
         self.count = metrics.count_query
         self._tick = 0
-
-    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
-        response = self.answer(data, True)
-        if response is None:
-            self.answer_full(data, addr)
-            return
-        self._send(response, addr)
-        self.count(data, response)
-
-    def answer_full(self, data: bytes, addr: tuple[str, int]) -> None:
-        """Everything the fast path does not cover (TSIG, UPDATE, errors...)."""
-        responses = self.handler.handle_full(data, addr, False)
-        for response in responses:
-            self._send(response, addr)
-        if responses:
-            self.count(data, responses[0])
-
-    def _send(self, response: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        self.transport.write(response, addr)
 
     def log_failure(self) -> None:
         twisted_log.err()
