@@ -113,6 +113,10 @@ class DnsHandler:
     def _dispatch(
         self, query: dns.message.Message, data: bytes, source: Source, tcp: bool
     ) -> list[bytes]:
+        if query.edns > 0:
+            # RFC 6891 §6.1.3: BADVERS for any request with an EDNS version
+            # we do not speak, UPDATE included (as BIND answers).
+            return [self.finish(query, make_response(query, dns.rcode.BADVERS), tcp)]
         opcode = query.opcode()
         if opcode == dns.opcode.UPDATE:
             if self.updates is None:
@@ -120,9 +124,6 @@ class DnsHandler:
             return [self.reply(query, data, self.updates.handle_update(query, source))]
         if opcode != dns.opcode.QUERY:
             return [self.finish(query, make_response(query, dns.rcode.NOTIMP), tcp)]
-        if query.edns > 0:
-            response = make_response(query, dns.rcode.BADVERS)
-            return [self.finish(query, response, tcp)]
         if len(query.question) != 1:
             return [self.finish(query, make_response(query, dns.rcode.FORMERR), tcp)]
         question = query.question[0]

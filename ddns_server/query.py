@@ -150,8 +150,7 @@ class QueryEngine:
             if data[qend + 6]:
                 # RFC 6891 §6.1.3: BADVERS for an EDNS version we do not speak.
                 return render_badvers(data[0:4], data[12:qend], data[qend + 7] & 0x80 != 0)
-            payload = (data[qend + 3] << 8) | data[qend + 4]
-            limit = EDNS_PAYLOAD if payload > EDNS_PAYLOAD else (512 if payload < 512 else payload)
+            limit = udp_limit((data[qend + 3] << 8) | data[qend + 4])
             opt = _OPT_DO if data[qend + 7] & 0x80 else _OPT_PLAIN
         else:
             return None

@@ -223,31 +223,22 @@ class Store:
         source: str,
         channel: str,
     ) -> Version:
-        """Journal one new version, then publish it. The changeset must change something."""
-        return self.commit_many([(zone, changeset, who, source, channel)])[0]
+        """One new version: journal it, then publish it. The changeset must
+        change something.
 
-    def commit_many(self, batch: list[tuple[ZoneData, Changeset, str, str, str]]) -> list[Version]:
-        """Several versions in one SQLite transaction.
-
-        Each entry's changeset is applied in order; entries for the same zone
-        must have been computed against the zone as left by the ones before.
-        Inside begin_batch()/end_batch() the versions are only staged: they
-        are journaled by end_batch(), and their ids are 0 until then.
+        The in-memory zone changes here too, but no query sees it before the
+        journal commit: that happens in this same synchronous call, or,
+        inside begin_batch()/end_batch(), before any response is sent (the
+        version is only staged then, and its id is 0 until end_batch()).
         """
-        now = self.clock()
-        staged: list[_Staged] = []
-        for zone, changeset, who, source, channel in batch:
-            full, serial = self.prepare(zone, changeset)
-            key = zone_key(zone.origin)
-            staged.append(_Staged(zone, NewVersion(key, serial, full, who, source, channel, now)))
-            # Later entries are prepared against this change. No query sees
-            # it before the journal commit: that happens in this same
-            # synchronous call, or (in a batch) before any response is sent.
-            zone.apply(full)
+        full, serial = self.prepare(zone, changeset)
+        new = NewVersion(zone_key(zone.origin), serial, full, who, source, channel, self.clock())
+        entry = _Staged(zone, new)
+        zone.apply(full)  # later updates of a batch are prepared against it
         if self._batch is not None:
-            self._batch.extend(staged)
-            return [entry.version(0) for entry in staged]
-        return self._journal(staged)
+            self._batch.append(entry)
+            return entry.version(0)
+        return self._journal([entry])[0]
 
     def begin_batch(self) -> None:
         """Stage commits until end_batch() (group commit: one transaction)."""

@@ -98,3 +98,22 @@ def test_a_burst_of_updates_is_group_committed_and_durable(server_factory: Any) 
     assert server.soa_serial() == serial + count
     answer = server.query(f"burst{count - 1}.{EXAMPLE_ZONE_NAME}", "A")
     assert answer.answer and answer.answer[0][0].address == f"192.0.2.{count}"
+
+
+def test_an_update_with_an_unknown_edns_version_gets_badvers(server_factory: Any) -> None:
+    key = TsigKey.generate("edns-key")
+    server = server_factory(
+        {EXAMPLE_ZONE_NAME: example_zone_text()},
+        {"keys": [key.config()]},
+        zone_extra={
+            EXAMPLE_ZONE_NAME: {"update_policy": [{"grant": "edns-key", "match": "zonesub"}]}
+        },
+    )
+    serial = server.soa_serial()
+    update = dns.update.UpdateMessage(EXAMPLE_ZONE_NAME, keyring=key.keyring(), keyname=key.name)
+    update.add("edns1", 60, "A", "192.0.2.66")
+    update.use_edns(1)
+    response = dns.query.udp(update, "127.0.0.1", port=server.dns_port, timeout=2)
+    assert response.rcode() == dns.rcode.BADVERS
+    assert server.soa_serial() == serial
+    assert not server.query(f"edns1.{EXAMPLE_ZONE_NAME}", "A").answer

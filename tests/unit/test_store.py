@@ -200,12 +200,13 @@ def test_commit_uses_the_stored_owner_case(store: Store) -> None:
 def test_group_commit(store: Store) -> None:
     zone = zone_of(store)
     first = Changeset(added=[rr("g1", "A", "192.0.2.1")])
-    versions = store.commit_many([(zone, first, "a", "l", "rfc2136")])
+    store.commit(zone, first, "a", "l", "rfc2136")
     second = Changeset(added=[rr("g2", "A", "192.0.2.2")])
     third = Changeset(removed=[rr("g1", "A", "192.0.2.1")])
-    versions = store.commit_many(
-        [(zone, second, "b", "l", "rfc2136"), (zone, third, "c", "l", "rfc2136")]
-    )
+    store.begin_batch()
+    store.commit(zone, second, "b", "l", "rfc2136")
+    store.commit(zone, third, "c", "l", "rfc2136")
+    versions = store.end_batch()
     assert [v.serial for v in versions] == [2026112503, 2026112504]
     assert [v.who for v in store.journal.versions(KEY, limit=3)] == ["c", "b", "a"]
     journal_matches_memory(store)
