@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 
 from ddns_server import config as config_mod
+from ddns_server import model
 from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, Version
 from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
@@ -126,7 +127,7 @@ def _serial(text: str) -> int:
     return value
 
 
-def _config(args: argparse.Namespace, check_zone_files: bool = False) -> config_mod.Config:
+def _config(args: argparse.Namespace, check_zone_files: bool = False) -> model.Config:
     """The config; zone files are parsed only by check-config (and when seeding)."""
     return config_mod.load_config(
         args.config or config_mod.default_config_path(), check_zone_files=check_zone_files
@@ -183,10 +184,10 @@ class _Offline:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.config = _config(args)
-        self.journal = Journal(self.config.data_dir / "journal.sqlite3")
+        self.journal = Journal(self.config.journal_path)
         self.store = Store(self.journal)
 
-    def zone_config(self, text: str) -> config_mod.Zone | None:
+    def zone_config(self, text: str) -> model.Zone | None:
         origin = _zone_name(text)
         return next((z for z in self.config.zones if z.name == origin), None)
 

@@ -6,13 +6,10 @@ one ConfigError, so a typo is reported, never silently ignored.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.exception
@@ -23,90 +20,25 @@ import dns.zone
 import yaml
 
 from ddns_server.errors import ConfigError
-from ddns_server.keys import ALGORITHMS, algorithm_from_text
+from ddns_server.keys import ALGORITHMS, algorithm_from_text, decode_secret, read_key_file
+from ddns_server.model import (
+    DEFAULT_DNS_LISTEN,
+    MATCHES,
+    Config,
+    Dyndns,
+    Endpoint,
+    PolicyRule,
+    Tls,
+    TsigKey,
+    User,
+    Zone,
+)
 from ddns_server.passwords import is_valid_hash
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str  # "127.0.0.1" or "::1" (no brackets)
-    port: int
-
-
-@dataclass(frozen=True)
-class TsigKey:
-    name: dns.name.Name
-    algorithm: dns.name.Name  # e.g. dns.tsig.HMAC_SHA256
-    secret: bytes  # decoded
-
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    password_hash: str  # "" = no password login (client certificate only)
-    hosts: tuple[dns.name.Name, ...]
-    client_cert_cn: str | None = None  # a verified client certificate with this CN logs in
-
-
-@dataclass(frozen=True)
-class PolicyRule:
-    grant: dns.name.Name  # key name
-    match: str  # name | subdomain | zonesub | self | wildcard
-    name: dns.name.Name | None
-    types: frozenset[int] | None  # None = every type except SOA and apex NS
-
-
-@dataclass(frozen=True)
-class Zone:
-    name: dns.name.Name
-    file: Path | None
-    update_policy: tuple[PolicyRule, ...] = ()
-    allow_transfer_networks: tuple[str, ...] = ()  # ipaddress network strings
-    allow_transfer_keys: tuple[dns.name.Name, ...] = ()
-    notify: tuple[Endpoint, ...] = ()
-    dyndns_ttl: int = 60
-    journal_max_versions: int = 1000
-    journal_max_age_days: int = 0  # 0 = no age limit
-
-
-@dataclass(frozen=True)
-class Tls:
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    client_ca_file: Path | None = None  # CAs whose client certificates are checked (mTLS)
-
-
-@dataclass(frozen=True)
-class Dyndns:
-    """Abuse limits of the DynDNS2 endpoint (docs/configuration.md)."""
-
-    max_failed_logins: int = 10  # per user and per source address ...
-    failed_login_window: int = 600  # ... within this many seconds, then `abuse`
-    max_updates_per_minute: int = 30  # per user; beyond it `abuse`
-    auth_cache_ttl: int = 600  # seconds a verified password stays cached (0: never)
-    max_pending_logins: int = 64  # password checks in progress or queued; beyond: `911`
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    data_dir: Path
-    dns: tuple[Endpoint, ...] = ()
-    http: tuple[Endpoint, ...] = ()
-    https: tuple[Endpoint, ...] = ()
-    trusted_proxies: tuple[str, ...] = ()
-    tls: Tls = field(default_factory=Tls)
-    dyndns: Dyndns = field(default_factory=Dyndns)
-    keys: tuple[TsigKey, ...] = ()
-    users: tuple[User, ...] = ()
-    zones: tuple[Zone, ...] = ()
-
+from ddns_server.zonefile import read_zone_file
 
 # ---------------------------------------------------------------------------
 # Loading and validation
 
-DEFAULT_DNS_LISTEN: tuple[Endpoint, ...] = (Endpoint("127.0.0.1", 5353),)
-MATCHES = ("name", "subdomain", "zonesub", "self", "wildcard")
 _NAME_REQUIRED = ("name", "subdomain", "wildcard")  # zonesub and self ignore `name`
 _MAX_TTL = 2147483647  # RFC 2181 §8
 
@@ -195,104 +127,6 @@ def load_config(
         raise ConfigError([message for _, message in reader.problems])
     assert config is not None
     return config
-
-
-def read_zone_file(path: Path, origin: dns.name.Name, shown: str) -> dns.zone.Zone:
-    """Parse a master file; a SyntaxError says "SHOWN:LINE: what is wrong".
-
-    dnspython counts a newline as soon as its tokenizer reads one, even one it
-    hands back, so an error in a record's data is reported a line late. Only
-    when parsing fails, the file is read again through a wrapper that sees the
-    last character read, to name the record's own line.
-    """
-    with open(path, encoding="utf-8") as f:
-        try:
-            return dns.zone.from_file(
-                f, origin, relativize=False, check_origin=True, filename=shown
-            )
-        except dns.exception.SyntaxError as first:
-            message = str(first)
-        f.seek(0)
-        tracked = _LastChar(f)
-        try:
-            dns.zone.from_file(
-                tracked,  # type: ignore[arg-type]
-                origin,
-                relativize=False,
-                check_origin=True,
-                filename=shown,
-            )
-        except dns.exception.SyntaxError as e:
-            message = str(e)
-        number, _, detail = message.removeprefix(f"{shown}:").partition(": ")
-        if not message.startswith(f"{shown}:") or not number.isdigit():
-            raise dns.exception.SyntaxError(message)  # e.g. in an $INCLUDEd file
-        line = int(number)
-        if tracked.last in ("\n", "\r") and line > 1:
-            line -= 1
-        raise dns.exception.SyntaxError(f"{shown}:{line}: {detail}")
-
-
-class _LastChar:
-    """A text file that remembers the last character read from it."""
-
-    def __init__(self, f: object) -> None:
-        self.f = f
-        self.last = ""
-
-    def read(self, size: int = -1) -> str:
-        data: str = self.f.read(size)  # type: ignore[attr-defined]
-        if data:
-            self.last = data[-1]
-        return data
-
-
-def read_key_file(path: Path) -> tuple[str, str, bytes]:
-    """Read a BIND key clause (tsig-keygen, `ddns-server keygen`) -> (name, algorithm, secret).
-
-    Comments (#, //, /* */) and any whitespace are allowed. ValueError on a bad file.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    except OSError as e:
-        raise ValueError(f"cannot read: {e.strerror or e}") from None
-    # Drop comments but keep quoted strings: a base64 secret may contain "//".
-    text = _COMMENT_RE.sub(lambda m: m.group(0) if m.group(0)[0] == '"' else " ", text)
-    match = _KEY_CLAUSE_RE.fullmatch(text)
-    if match is None:
-        raise ValueError('not a key clause (expected key "NAME" { algorithm ALG; secret "..."; };)')
-    name = match.group(1) if match.group(1) is not None else match.group(2)
-    fields: dict[str, str] = {}
-    for statement in match.group(3).split(";"):
-        words = statement.split()
-        if not words:
-            continue
-        if len(words) != 2 or words[0] not in ("algorithm", "secret"):
-            raise ValueError(f"unexpected statement {' '.join(words)!r} in the key clause")
-        if words[0] in fields:
-            raise ValueError(f"{words[0]} given twice")
-        fields[words[0]] = words[1]
-    if "secret" not in fields:
-        raise ValueError("the key clause has no secret")
-    algorithm = algorithm_from_text(fields.get("algorithm", "hmac-sha256"))
-    secret = _decode_secret(fields["secret"].strip('"'))
-    return name, algorithm, secret
-
-
-_COMMENT_RE = re.compile(r'"[^"]*"|/\*.*?\*/|//[^\n]*|#[^\n]*', re.S)
-_KEY_CLAUSE_RE = re.compile(r'\s*key\s+(?:"([^"]+)"|([^\s"{]+))\s*\{([^{}]*)\}\s*;\s*', re.S)
-
-
-def _decode_secret(text: str) -> bytes:
-    try:
-        secret = base64.b64decode("".join(text.split()), validate=True)
-    except binascii.Error:
-        raise ValueError("secret is not valid base64") from None
-    if not secret:
-        raise ValueError("secret is empty")
-    return secret
 
 
 def _parse_endpoint(text: str, default_port: int | None) -> Endpoint:
@@ -663,7 +497,7 @@ class _Reader:
         if text is None:
             return None
         try:
-            return _decode_secret(text), None
+            return decode_secret(text), None
         except ValueError as e:
             self.problem(value, key_path, str(e))
             return None

@@ -29,7 +29,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from ddns_server import config as config_mod
+from ddns_server import model
 from ddns_server.passwords import is_valid_hash, verify_password
 from ddns_server.store import Store
 from ddns_server.zonedata import CNAME, Changeset, Record, ZoneData, name_to_wire, parent
@@ -298,7 +298,7 @@ class AuthCache:
     def _digest(password: str) -> bytes:
         return hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
 
-    def hit(self, user: config_mod.User, password: str, now: float, ttl: float) -> bool:
+    def hit(self, user: model.User, password: str, now: float, ttl: float) -> bool:
         entries = self._entries.get((user.name, user.password_hash))
         if not entries:
             return False
@@ -315,7 +315,7 @@ class AuthCache:
         entries[:] = kept
         return found
 
-    def add(self, user: config_mod.User, password: str, now: float, ttl: float) -> None:
+    def add(self, user: model.User, password: str, now: float, ttl: float) -> None:
         if ttl <= 0:
             return
         entries = self._entries.setdefault((user.name, user.password_hash), [])
@@ -365,15 +365,15 @@ class Dyndns2:
     def __init__(
         self,
         store: Store,
-        config: Callable[[], config_mod.Config],
+        config: Callable[[], model.Config],
         count: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self._config_getter = config
         self._count = count
-        self._config: config_mod.Config | None = None
-        self._users: dict[str, config_mod.User] = {}
-        self._users_by_cn: dict[str, config_mod.User] = {}
+        self._config: model.Config | None = None
+        self._users: dict[str, model.User] = {}
+        self._users_by_cn: dict[str, model.User] = {}
         self._hosts: dict[str, dict[bytes, dns.name.Name]] = {}  # user -> low wire -> name
         self._ttls: dict[bytes, int] = {}  # zone apex (low wire) -> dyndns_ttl
         self._dummy = dummy_hash(None)
@@ -422,7 +422,7 @@ class Dyndns2:
                 self._count(line.partition(" ")[0])
         return answer
 
-    def _refresh(self) -> config_mod.Config:
+    def _refresh(self) -> model.Config:
         """Index the config's users and zones again when it was reloaded."""
         config = self._config_getter()
         if config is not self._config:
@@ -478,7 +478,7 @@ class Dyndns2:
         return self._update(verify.request, user, config, now)
 
     def _update(
-        self, request: UpdateRequest, user: config_mod.User, config: config_mod.Config, now: float
+        self, request: UpdateRequest, user: model.User, config: model.Config, now: float
     ) -> Answer:
         if not self.flood.allow(user.name, now, config.dyndns.max_updates_per_minute):
             log.warning("%s sends too many requests (from %s)", user.name, request.client)
@@ -540,7 +540,7 @@ class Dyndns2:
         return Answer(tuple(lines))
 
     def _commit(
-        self, plan: _ZonePlan, user: config_mod.User, request: UpdateRequest, lines: list[str]
+        self, plan: _ZonePlan, user: model.User, request: UpdateRequest, lines: list[str]
     ) -> None:
         """One journaled version for the request's changes to one zone; `dnserr` if that fails."""
         try:

@@ -1,6 +1,6 @@
 """RFC 2136 update policy: which key may change which names and types.
 
-The rules are a zone's `update_policy` (config.PolicyRule), with the
+The rules are a zone's `update_policy` (model.PolicyRule), with the
 semantics of BIND's `update-policy` grant rules of the same name
 (lib/dns/ssu.c, dns_ssutable_checkrules):
 
@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import dns.name
 import dns.rdatatype
 
-from ddns_server.config import PolicyRule
+from ddns_server.model import PolicyRule
 
 # A rule without `types` (or with [ANY]) covers every type except these.
 # INTERFACE.md: "every type except SOA and apex NS". Like BIND's default

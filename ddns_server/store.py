@@ -22,7 +22,6 @@ import dns.rdtypes.ANY.SOA
 import dns.serial
 import dns.zone
 
-from ddns_server.config import read_zone_file
 from ddns_server.errors import ConfigError, UserError
 from ddns_server.journal import Journal, NewVersion, Version
 from ddns_server.zonedata import (
@@ -34,6 +33,7 @@ from ddns_server.zonedata import (
     soa_rdata_with_serial,
     soa_serial,
 )
+from ddns_server.zonefile import read_zone_file
 
 Listener = Callable[[ZoneData, Version | None], None]
 

@@ -34,8 +34,8 @@ import dns.serial
 import dns.update
 
 from ddns_server import policy
-from ddns_server.config import PolicyRule
 from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
+from ddns_server.model import PolicyRule
 from ddns_server.zonedata import Changeset, ZoneData, name_to_wire, skip_name, soa_serial
 
 _RR_FIXED = struct.Struct("!HHIH")

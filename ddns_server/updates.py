@@ -18,10 +18,10 @@ import dns.rdataclass
 import dns.update
 
 from ddns_server import policy
-from ddns_server.config import PolicyRule, Zone
 from ddns_server.dnsmsg import Source
 from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
 from ddns_server.journal import StaleJournal
+from ddns_server.model import PolicyRule, Zone
 from ddns_server.store import Store
 from ddns_server.update import process
 from ddns_server.zonedata import ZoneData, name_to_wire

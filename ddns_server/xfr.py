@@ -35,7 +35,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.serial
 import dns.tsig
 
-from ddns_server import config as config_mod
+from ddns_server import model
 from ddns_server.dnsmsg import Source
 from ddns_server.errors import FormErr, NotAuth, Refused
 from ddns_server.journal import net_changes
@@ -70,7 +70,7 @@ class TransferAcl:
     keys: frozenset[dns.name.Name] = frozenset()
 
     @classmethod
-    def from_zone(cls, zone: config_mod.Zone) -> TransferAcl:
+    def from_zone(cls, zone: model.Zone) -> TransferAcl:
         return cls(
             tuple(ipaddress.ip_network(n, strict=False) for n in zone.allow_transfer_networks),
             frozenset(zone.allow_transfer_keys),
@@ -100,7 +100,7 @@ class TransferProcessor:
     def __init__(
         self,
         store: Store,
-        zones: Iterable[config_mod.Zone],
+        zones: Iterable[model.Zone],
         clock: Callable[[], float] = time.time,
         message_size: int = MESSAGE_SIZE,
         max_ixfr_ratio: float = MAX_IXFR_RATIO,
@@ -112,7 +112,7 @@ class TransferProcessor:
         self.acls: dict[bytes, TransferAcl] = {}
         self.configure(zones)
 
-    def configure(self, zones: Iterable[config_mod.Zone]) -> None:
+    def configure(self, zones: Iterable[model.Zone]) -> None:
         """Take the ACLs of a (re)loaded config."""
         self.acls = {name_to_wire(z.name).lower(): TransferAcl.from_zone(z) for z in zones}
 

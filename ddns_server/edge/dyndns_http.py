@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from ddns_server import config as config_mod
+from ddns_server import model
 from ddns_server.dyndns2 import Answer, Dyndns2, UpdateRequest, Verify, client_address, networks
 from ddns_server.edge.tls import peer_common_name
 from ddns_server.passwords import verify_password
@@ -44,7 +44,7 @@ class DdnsRequest(Request):
 class _Proxies:
     """config.trusted_proxies as networks, parsed again only when the config changes."""
 
-    def __init__(self, config: Callable[[], config_mod.Config]) -> None:
+    def __init__(self, config: Callable[[], model.Config]) -> None:
         self._config = config
         self._seen: tuple[str, ...] | None = None
         self._networks: tuple[Any, ...] = ()
@@ -77,7 +77,7 @@ class NicUpdate(Resource):
         proxies: _Proxies,
         reactor: Any,
         clock: Callable[[], float],
-        config: Callable[[], config_mod.Config],
+        config: Callable[[], model.Config],
     ) -> None:
         super().__init__()
         self.service = service
@@ -174,7 +174,7 @@ class CheckIp(Resource):
 def add_resources(
     root: Resource,
     service: Dyndns2,
-    config: Callable[[], config_mod.Config],
+    config: Callable[[], model.Config],
     reactor: Any,
     clock: Callable[[], float],
 ) -> None:

@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.rrset
 from twisted.internet.protocol import DatagramProtocol
 
-from ddns_server import config as config_mod
+from ddns_server import model
 from ddns_server.journal import Version
 from ddns_server.zonedata import SOA, ZoneData, name_to_wire, wire_to_name
 
@@ -74,7 +74,7 @@ class Notifier:
     def __init__(
         self,
         reactor: Any,
-        zones: Iterable[config_mod.Zone],
+        zones: Iterable[model.Zone],
         count: Callable[[str], None] = lambda result: None,
         first_retry: float = FIRST_RETRY,
         tries: int = TRIES,
@@ -92,7 +92,7 @@ class Notifier:
         self._last_sent: dict[tuple[bytes, Target], float] = {}
         self.configure(zones)
 
-    def configure(self, zones: Iterable[config_mod.Zone]) -> None:
+    def configure(self, zones: Iterable[model.Zone]) -> None:
         """Take the `notify` lists of a (re)loaded config."""
         self.targets = {
             name_to_wire(z.name).lower(): tuple(_target(ep.host, ep.port) for ep in z.notify)

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -17,6 +16,7 @@ from twisted.python import log as twisted_log
 from twisted.web.server import Site
 
 from ddns_server import config as config_mod
+from ddns_server import model
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.dyndns2 import Dyndns2
 from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
@@ -41,11 +41,7 @@ log = logging.getLogger("ddns_server")
 POLL_INTERVAL = 0.25
 
 
-def journal_path(config: config_mod.Config) -> Path:
-    return config.data_dir / "journal.sqlite3"
-
-
-def open_store(config: config_mod.Config, journal: Journal) -> Store:
+def open_store(config: model.Config, journal: Journal) -> Store:
     """A store serving every configured zone (seeded from its file when new)."""
     store = Store(journal)
     for zone in config.zones:
@@ -63,10 +59,10 @@ def open_store(config: config_mod.Config, journal: Journal) -> Store:
 class Server:
     """A running ddns-server: listeners on a reactor around one store."""
 
-    def __init__(self, config: config_mod.Config, reactor: Any) -> None:
+    def __init__(self, config: model.Config, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
-        self.journal = Journal(journal_path(config))
+        self.journal = Journal(config.journal_path)
         self.store = open_store(config, self.journal)
         self.engine = QueryEngine(self.store.zones)
         self.registry = CollectorRegistry()
@@ -165,7 +161,7 @@ class Server:
                 version.added,
             )
 
-    def reload(self, config: config_mod.Config) -> None:
+    def reload(self, config: model.Config) -> None:
         """SIGHUP: take new keys, users, policies and zones; listeners stay.
 
         New zones are opened (and their files parsed) first: if that fails,
@@ -208,7 +204,7 @@ class Server:
         log.info("configuration reloaded from %s", config.path)
 
 
-def run(config: config_mod.Config) -> int:
+def run(config: model.Config) -> int:
     """`ddns-server serve`: run in the foreground until SIGTERM/SIGINT."""
     from twisted.internet import reactor
 

@@ -26,7 +26,7 @@ from OpenSSL import crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import ISSLTransport
 
-from ddns_server import config as config_mod
+from ddns_server import model
 from ddns_server.errors import UserError
 
 SELF_SIGNED_DAYS = 3650
@@ -38,7 +38,7 @@ def self_signed_paths(data_dir: Path) -> tuple[Path, Path]:
     return folder / "cert.pem", folder / "key.pem"
 
 
-def subject_names(config: config_mod.Config) -> list[str]:
+def subject_names(config: model.Config) -> list[str]:
     """What the self-signed certificate is valid for: localhost, loopback, the
     https listen addresses, the zone names and the users' hosts."""
     names = ["localhost", *_LOOPBACK]
@@ -116,7 +116,7 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def ensure_self_signed(config: config_mod.Config) -> tuple[Path, Path]:
+def ensure_self_signed(config: model.Config) -> tuple[Path, Path]:
     """The self-signed pair in DATA_DIR/tls/, made on first use."""
     cert_path, key_path = self_signed_paths(config.data_dir)
     if cert_path.is_file() and key_path.is_file():
@@ -155,7 +155,7 @@ def _private_key(path: Path) -> Any:
         raise UserError(f"tls.key_file {path}: not a usable PEM private key") from None
 
 
-def context_factory(config: config_mod.Config) -> ssl.CertificateOptions:
+def context_factory(config: model.Config) -> ssl.CertificateOptions:
     """The server side of TLS for every https listener; UserError names a bad file."""
     tls = config.tls
     if tls.cert_file is not None and tls.key_file is not None:

@@ -1,0 +1,109 @@
+"""The values the core works with: plain frozen dataclasses, no YAML, no I/O.
+
+config/ fills them from the YAML file (validated); the pure core (policy, update,
+xfr, dyndns2, store, ...) imports only this module, so loading the RFC 2136 logic
+never loads PyYAML or the config readers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.name
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str  # "127.0.0.1" or "::1" (no brackets)
+    port: int
+
+
+@dataclass(frozen=True)
+class TsigKey:
+    name: dns.name.Name
+    algorithm: dns.name.Name  # e.g. dns.tsig.HMAC_SHA256
+    secret: bytes  # decoded
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password_hash: str  # "" = no password login (client certificate only)
+    hosts: tuple[dns.name.Name, ...]
+    client_cert_cn: str | None = None  # a verified client certificate with this CN logs in
+
+
+# The match types of an update_policy rule (BIND's update-policy names).
+MATCHES = ("name", "subdomain", "zonesub", "self", "wildcard")
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    grant: dns.name.Name  # key name
+    match: str  # one of MATCHES
+    name: dns.name.Name | None
+    types: frozenset[int] | None  # None = every type except SOA and apex NS
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: dns.name.Name
+    file: Path | None
+    update_policy: tuple[PolicyRule, ...] = ()
+    allow_transfer_networks: tuple[str, ...] = ()  # ipaddress network strings
+    allow_transfer_keys: tuple[dns.name.Name, ...] = ()
+    notify: tuple[Endpoint, ...] = ()
+    dyndns_ttl: int = 60
+    journal_max_versions: int = 1000
+    journal_max_age_days: int = 0  # 0 = no age limit
+
+
+@dataclass(frozen=True)
+class Listen:
+    """The `listen` section: where the server accepts DNS, HTTP and HTTPS."""
+
+    dns: tuple[Endpoint, ...] = (Endpoint("127.0.0.1", 5353),)
+    http: tuple[Endpoint, ...] = ()
+    https: tuple[Endpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tls:
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None  # CAs whose client certificates are checked (mTLS)
+
+
+@dataclass(frozen=True)
+class Dyndns:
+    """Abuse limits of the DynDNS2 endpoint (docs/configuration.md)."""
+
+    max_failed_logins: int = 10  # per user and per source address ...
+    failed_login_window: int = 600  # ... within this many seconds, then `abuse`
+    max_updates_per_minute: int = 30  # per user; beyond it `abuse`
+    auth_cache_ttl: int = 600  # seconds a verified password stays cached (0: never)
+    max_pending_logins: int = 64  # password checks in progress or queued; beyond: `911`
+
+
+DEFAULT_DNS_LISTEN: tuple[Endpoint, ...] = Listen().dns
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    data_dir: Path
+    dns: tuple[Endpoint, ...] = ()
+    http: tuple[Endpoint, ...] = ()
+    https: tuple[Endpoint, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    tls: Tls = field(default_factory=Tls)
+    dyndns: Dyndns = field(default_factory=Dyndns)
+    keys: tuple[TsigKey, ...] = ()
+    users: tuple[User, ...] = ()
+    zones: tuple[Zone, ...] = ()
+
+    @property
+    def journal_path(self) -> Path:
+        """The SQLite journal of every zone (the server and the CLI open the same file)."""
+        return self.data_dir / "journal.sqlite3"
