@@ -1,0 +1,242 @@
+"""The shared YAML node reader of the config sections: typed values, file:line problems.
+
+Every section reader (config/keys.py, users.py, zones.py, server.py, ...) gets one
+Reader. Its helpers check a node's kind and return the value, or record a problem
+("FILE:LINE: PATH: what is wrong") and return None/empty, so one run of the loader
+reports every mistake in the file, never only the first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import yaml
+
+from ddns_server.model import Endpoint
+
+STR = "tag:yaml.org,2002:str"
+INT = "tag:yaml.org,2002:int"
+NULL = "tag:yaml.org,2002:null"
+_KINDS = {
+    STR: "a string",
+    INT: "an integer",
+    NULL: "null",
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+
+
+def parse_endpoint(text: str, default_port: int | None) -> Endpoint:
+    """Parse "IP:PORT" or "[IPv6]:PORT" into an Endpoint; ValueError says what is wrong.
+
+    With `default_port`, a bare IP ("192.0.2.1", "::1", "[::1]") is accepted too.
+    """
+    port_text: str | None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError("missing ']'")
+        if rest and not rest.startswith(":"):
+            raise ValueError("expected ':PORT' after ']'")
+        port_text = rest[1:] if rest else None
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address") from None
+        if ip.version != 6:
+            raise ValueError("brackets are only for IPv6 addresses")
+    else:
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            host, sep, port_text = text.rpartition(":")
+            if not sep:
+                raise ValueError("missing port") from None
+            if ":" in host:
+                raise ValueError("write IPv6 addresses in brackets, e.g. [::1]:53") from None
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"{host!r} is not an IP address") from None
+        else:
+            port_text = None
+            if default_port is None and ip.version == 6:
+                raise ValueError("missing port (write IPv6 addresses in brackets, e.g. [::1]:53)")
+    if port_text is None:
+        if default_port is None:
+            raise ValueError("missing port")
+        return Endpoint(str(ip), default_port)
+    if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"bad port {port_text!r} (expected 1-65535)")
+    return Endpoint(str(ip), int(port_text))
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def name_text(name: dns.name.Name) -> str:
+    """A name as users write it in the config: without the final dot."""
+    return name.to_text(omit_final_dot=True) if name != dns.name.root else "."
+
+
+def kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return _KINDS.get(node.tag, f"a value tagged {node.tag}")
+
+
+class Reader:
+    """Reads YAML nodes into values, collecting problems; also holds the facts that
+    later sections check against (key names, zone names, whether mTLS is set up)."""
+
+    def __init__(self, path: Path, environ: Mapping[str, str], check_zone_files: bool) -> None:
+        self.path = path
+        self.base = path.parent.absolute()
+        self.environ = environ
+        self.check_zone_files = check_zone_files
+        self.problems: list[tuple[int, str]] = []  # (line, message)
+        self.constructor = yaml.constructor.SafeConstructor()
+        # Facts sections leave for the ones read after them (see config.SECTIONS `needs`):
+        self.key_names: set[dns.name.Name] = set()  # keys: names policy/transfer may grant
+        self.zone_names: list[dns.name.Name] = []  # zones: where users' hosts may be
+        self.client_ca = False  # tls: client_ca_file given (users may name a client_cert_cn)
+
+    def problem(self, node: yaml.Node, path: str, message: str) -> None:
+        line = node.start_mark.line + 1
+        where = f"{path}: " if path else ""
+        self.problems.append((line, f"{self.path}:{line}: {where}{message}"))
+
+    def mapping(self, node: yaml.Node, path: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
+        """The mapping's values by key, null values left out; unknown keys reported."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, path, f"expected a mapping, got {kind(node)}")
+            return {}
+        values: dict[str, yaml.Node] = {}
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problem(key_node, path, f"expected a string key, got {kind(key_node)}")
+                continue
+            key = str(key_node.value)
+            if key in seen:
+                self.problem(
+                    key_node, join(path, key), f"duplicate key (first at line {seen[key]})"
+                )
+                continue
+            seen[key] = key_node.start_mark.line + 1
+            if key not in allowed:
+                expected = ", ".join(allowed)
+                self.problem(key_node, join(path, key), f"unknown key (expected one of {expected})")
+                continue
+            if value_node.tag != NULL:
+                values[key] = value_node
+        return values
+
+    def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, path, f"expected a list, got {kind(node)}")
+            return []
+        return list(node.value)
+
+    def string(self, node: yaml.Node, path: str) -> str | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != STR:
+            self.problem(node, path, f"expected a string, got {kind(node)}")
+            return None
+        return str(node.value)
+
+    def integer(self, node: yaml.Node, path: str, low: int, high: int | None) -> int | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != INT:
+            self.problem(node, path, f"expected an integer, got {kind(node)}")
+            return None
+        value = self.constructor.construct_yaml_int(node)
+        if value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            self.problem(node, path, f"{value} is out of range (expected {bound})")
+            return None
+        return int(value)
+
+    def file_path(self, text: str) -> Path:
+        """An absolute path; relative ones are relative to the config file's folder."""
+        return (self.base / text).resolve()
+
+    def shown(self, text: str) -> str:
+        """A path as the user would write it from here, for messages."""
+        return os.path.normpath(self.path.parent / text)
+
+    def dns_name(self, node: yaml.Node, path: str) -> dns.name.Name | None:
+        text = self.string(node, path)
+        if text is None:
+            return None
+        if not text.strip(".") or any(c.isspace() for c in text):
+            self.problem(node, path, f"invalid DNS name {text!r}")
+            return None
+        try:
+            return dns.name.from_text(text)
+        except dns.exception.DNSException as e:
+            self.problem(node, path, f"invalid DNS name {text!r}: {e}")
+            return None
+
+    def secret_source(
+        self, node: yaml.Node, values: dict[str, yaml.Node], path: str, stem: str
+    ) -> tuple[str, yaml.Node] | None:
+        """Which of STEM, STEM_file, STEM_env is given; exactly one must be."""
+        options = (stem, f"{stem}_file", f"{stem}_env")
+        given = [key for key in options if key in values]
+        if len(given) != 1:
+            what = "is required" if not given else "are exclusive"
+            self.problem(node, path, f"one of {', '.join(options)} {what}")
+            return None
+        return given[0], values[given[0]]
+
+    def environment(self, node: yaml.Node, path: str) -> str | None:
+        variable = self.string(node, path)
+        if variable is None:
+            return None
+        value = self.environ.get(variable)
+        if value is None:
+            self.problem(node, path, f"environment variable {variable} is not set")
+        return value
+
+    def endpoints(
+        self, node: yaml.Node, path: str, default_port: int | None
+    ) -> tuple[Endpoint, ...]:
+        result = []
+        for i, item in enumerate(self.sequence(node, path)):
+            item_path = join(path, i)
+            text = self.string(item, item_path)
+            if text is None:
+                continue
+            try:
+                result.append(parse_endpoint(text, default_port))
+            except ValueError as e:
+                expected = "IP:PORT or [IPv6]:PORT"
+                if default_port is not None:
+                    expected = f"IP, IP:PORT or [IPv6]:PORT; the port defaults to {default_port}"
+                self.problem(
+                    item, item_path, f"invalid address {text!r}: {e} (expected {expected})"
+                )
+        return tuple(result)
+
+    def networks(self, node: yaml.Node | None, path: str) -> tuple[str, ...]:
+        result = []
+        for i, item in enumerate(self.sequence(node, path) if node is not None else []):
+            text = self.string(item, join(path, i))
+            if text is None:
+                continue
+            try:
+                result.append(str(ipaddress.ip_network(text, strict=False)))
+            except ValueError:
+                self.problem(item, join(path, i), f"invalid network {text!r}")
+        return tuple(result)
