@@ -51,13 +51,17 @@ _TSIG_ERRORS: dict[int, str] = {
 _META_NOTIMP = {dns.rdatatype.MAILA, dns.rdatatype.MAILB, dns.rdatatype.TKEY}
 
 
-class UpdateProcessor(Protocol):
+class UpdateHandler(Protocol):
+    """What DnsHandler hands UPDATE messages to (update_handler.UpdateProcessor)."""
+
     def handle_update(self, query: dns.message.Message, source: Source) -> int:
         """Process an UPDATE; the rcode to answer it with."""
         ...
 
 
-class TransferProcessor(Protocol):
+class TransferHandler(Protocol):
+    """What DnsHandler hands AXFR/IXFR to (xfr.TransferProcessor)."""
+
     def handle_transfer(self, query: dns.message.Message, source: Source, tcp: bool) -> list[bytes]:
         """The response messages (wire, signed when the query was) to AXFR/IXFR."""
         ...
@@ -70,8 +74,8 @@ class DnsHandler:
         self,
         engine: QueryEngine,
         keyring: Keyring,
-        updates: UpdateProcessor | None = None,
-        transfers: TransferProcessor | None = None,
+        updates: UpdateHandler | None = None,
+        transfers: TransferHandler | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine

@@ -7,7 +7,7 @@ failures (`badauth`, `badagent`, `abuse`) answered once.
 
 Pure: no Twisted. The edge decides the client's address (`client_address`
 below, with the trusted proxies), runs the slow scrypt check in a thread when
-`Dyndns2.start` asks for it (`Verify`), and writes the `Answer`. Everything
+`Dyndns2.start` asks for it (`Verify`), and writes the `UpdateResponse`. Everything
 else runs on the reactor thread, the journal commit included. Time is a
 parameter (`now`), so tests control it.
 """
@@ -76,7 +76,7 @@ class UpdateRequest:
 
 
 @dataclass(frozen=True)
-class Answer:
+class UpdateResponse:
     """The reply: one line per host, or one for an account-wide failure."""
 
     lines: tuple[str, ...]
@@ -383,40 +383,40 @@ class Dyndns2:
 
     # -- the two steps ---------------------------------------------------------
 
-    def start(self, request: UpdateRequest, now: float) -> Answer | Verify:
+    def start(self, request: UpdateRequest, now: float) -> UpdateResponse | Verify:
         """Answer the request, or ask for a password check first (`Verify`)."""
         try:
             step = self._start(request, now)
         except Exception:
             log.exception("request failed")
-            step = Answer((Reply.SERVER_ERROR.value,))
-        if isinstance(step, Answer):
+            step = UpdateResponse((Reply.SERVER_ERROR.value,))
+        if isinstance(step, UpdateResponse):
             self._counted(step)
         return step
 
-    def finish(self, verify: Verify, ok: bool, now: float) -> Answer:
+    def finish(self, verify: Verify, ok: bool, now: float) -> UpdateResponse:
         """Continue after the password check: `ok` is verify_password's result."""
         try:
             answer = self._finish(verify, ok, now)
         except Exception:
             log.exception("request failed")
-            answer = Answer((Reply.SERVER_ERROR.value,))
+            answer = UpdateResponse((Reply.SERVER_ERROR.value,))
         return self._counted(answer)
 
-    def server_error(self) -> Answer:
+    def server_error(self) -> UpdateResponse:
         """`911`, for a failure outside the core (the password check's thread)."""
-        return self._counted(Answer((Reply.SERVER_ERROR.value,)))
+        return self._counted(UpdateResponse((Reply.SERVER_ERROR.value,)))
 
-    def handle(self, request: UpdateRequest, now: float) -> Answer:
+    def handle(self, request: UpdateRequest, now: float) -> UpdateResponse:
         """Both steps in one call, the password checked inline (tests, tools)."""
         step = self.start(request, now)
-        if isinstance(step, Answer):
+        if isinstance(step, UpdateResponse):
             return step
         return self.finish(step, verify_password(step.password, step.password_hash), now)
 
     # -- internals -------------------------------------------------------------
 
-    def _counted(self, answer: Answer) -> Answer:
+    def _counted(self, answer: UpdateResponse) -> UpdateResponse:
         if self._count is not None:
             for line in answer.lines:
                 self._count(line.partition(" ")[0])
@@ -438,9 +438,9 @@ class Dyndns2:
             self.cache.clear()
         return config
 
-    def _start(self, request: UpdateRequest, now: float) -> Answer | Verify:
+    def _start(self, request: UpdateRequest, now: float) -> UpdateResponse | Verify:
         if not (request.user_agent or "").strip():
-            return Answer((Reply.BADAGENT.value,))
+            return UpdateResponse((Reply.BADAGENT.value,))
         config = self._refresh()
         credentials = parse_basic_auth(request.authorization)
         if credentials is None:
@@ -448,7 +448,7 @@ class Dyndns2:
             if user is not None and not request.authorization:
                 return self._update(request, user, config, now)
             # No (usable) credentials: challenge, so wget-style clients retry with them.
-            return Answer((Reply.BADAUTH.value,), status=401, challenge=True)
+            return UpdateResponse((Reply.BADAUTH.value,), status=401, challenge=True)
         name, password = credentials
         user = self._users.get(name)
         limits = config.dyndns
@@ -460,11 +460,11 @@ class Dyndns2:
             "user:" + name, now, limits.max_failed_logins, window
         ) or self.failures.blocked("source:" + source, now, limits.max_failed_logins, window):
             log.warning("login of %r from %s refused: too many failures", name, source)
-            return Answer((Reply.ABUSE.value,))
+            return UpdateResponse((Reply.ABUSE.value,))
         password_hash = user.password_hash if user is not None and user.password_hash else ""
         return Verify(request, name, password, password_hash or self._dummy, source)
 
-    def _finish(self, verify: Verify, ok: bool, now: float) -> Answer:
+    def _finish(self, verify: Verify, ok: bool, now: float) -> UpdateResponse:
         config = self._refresh()
         user = self._users.get(verify.user_name)
         limits = config.dyndns
@@ -473,25 +473,25 @@ class Dyndns2:
             for key in ("user:" + verify.user_name, "source:" + verify.source):
                 self.failures.record(key, now, limits.max_failed_logins, limits.failed_login_window)
             log.warning("bad credentials for %r from %s", verify.user_name, verify.request.client)
-            return Answer((Reply.BADAUTH.value,))
+            return UpdateResponse((Reply.BADAUTH.value,))
         self.cache.add(user, verify.password, now, limits.auth_cache_ttl)
         return self._update(verify.request, user, config, now)
 
     def _update(
         self, request: UpdateRequest, user: model.User, config: model.Config, now: float
-    ) -> Answer:
+    ) -> UpdateResponse:
         if not self.flood.allow(user.name, now, config.dyndns.max_updates_per_minute):
             log.warning("%s sends too many requests (from %s)", user.name, request.client)
-            return Answer((Reply.ABUSE.value,))
+            return UpdateResponse((Reply.ABUSE.value,))
         hostnames = parse_hostnames(request.args)
         if not hostnames:
-            return Answer((Reply.NOTFQDN.value,))  # dyn.com: no host at all is one notfqdn
+            return UpdateResponse((Reply.NOTFQDN.value,))  # dyn.com: no host at all is one notfqdn
         if len(hostnames) > MAX_HOSTS:
-            return Answer((Reply.NUMHOST.value,))
+            return UpdateResponse((Reply.NUMHOST.value,))
         v4, v6 = parse_addresses(request.args, request.client)
         if v4 is None and v6 is None:
             log.error("no address for %s (client %r)", user.name, request.client)
-            return Answer((Reply.SERVER_ERROR.value,))
+            return UpdateResponse((Reply.SERVER_ERROR.value,))
         shown = ",".join(str(ip) for ip in (v4, v6) if ip is not None)
         self.store.poll()  # versions other processes wrote (rollback, import)
         lines: list[str] = []
@@ -537,7 +537,7 @@ class Dyndns2:
         for plan in plans.values():
             if plan.changeset:
                 self._commit(plan, user, request, lines)
-        return Answer(tuple(lines))
+        return UpdateResponse(tuple(lines))
 
     def _commit(
         self, plan: _ZonePlan, user: model.User, request: UpdateRequest, lines: list[str]

@@ -352,14 +352,14 @@ class Journal:
                 ]
             if not ids:
                 return 0
-            oldest_kept = max(ids)
+            newest_deleted = max(ids)
             conn.execute(
                 "DELETE FROM changes WHERE version_id IN "
                 "(SELECT id FROM versions WHERE zone_id = ? AND id <= ?)",
-                (zone_id, oldest_kept),
+                (zone_id, newest_deleted),
             )
             cursor = conn.execute(
-                "DELETE FROM versions WHERE zone_id = ? AND id <= ?", (zone_id, oldest_kept)
+                "DELETE FROM versions WHERE zone_id = ? AND id <= ?", (zone_id, newest_deleted)
             )
             return int(cursor.rowcount)
 

@@ -73,7 +73,7 @@ _OPT_BADVERS_DO = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x01\x00
 Item = tuple[bytes | None, int, bytes]
 
 
-class Answer:
+class QueryAnswer:
     """The sections of one answer, before rendering."""
 
     __slots__ = ("rcode", "aa", "answer", "authority", "additional")
@@ -161,7 +161,7 @@ class QueryEngine:
         qname = data[12:pos].lower()
         zone = self.find_zone(qname)
         if zone is None:
-            return render(data, data[12:qend], Answer(REFUSED, aa=False), opt, udp, limit)
+            return render(data, data[12:qend], QueryAnswer(REFUSED, aa=False), opt, udp, limit)
         # Common case: the name holds the type and no delegation is in the way.
         node = zone.nodes.get(qname)
         if node is not None:
@@ -202,7 +202,7 @@ class QueryEngine:
         qtype = (question[-4] << 8) | question[-3]
         zone = self.find_zone(qname)
         if zone is None:
-            return render(head, question, Answer(REFUSED, aa=False), opt, udp, limit)
+            return render(head, question, QueryAnswer(REFUSED, aa=False), opt, udp, limit)
         return render(head, question, resolve(zone, qname, qtype), opt, udp, limit)
 
 
@@ -225,7 +225,9 @@ def render_badvers(head: bytes, question: bytes, do: bool = False) -> bytes:
     return head[0:2] + flags + _COUNTS.pack(1, 0, 0, 1) + question + opt
 
 
-def render(head: bytes, question: bytes, ans: Answer, opt: bytes, udp: bool, limit: int) -> bytes:
+def render(
+    head: bytes, question: bytes, ans: QueryAnswer, opt: bytes, udp: bool, limit: int
+) -> bytes:
     """Header + echoed question + sections + OPT, truncated for UDP."""
     flags1 = 0x80 | (0x04 if ans.aa else 0) | (head[2] & 0x01)
     flags2 = (head[3] & 0x10) | ans.rcode
@@ -329,8 +331,8 @@ def _find_cut(zone: ZoneData, name: bytes) -> bytes | None:
     return found
 
 
-def _referral(zone: ZoneData, cut: bytes) -> Answer:
-    ans = Answer(NOERROR, aa=False)
+def _referral(zone: ZoneData, cut: bytes) -> QueryAnswer:
+    ans = QueryAnswer(NOERROR, aa=False)
     count, wire = zone.nodes[cut][NS]
     ans.authority.append((cut, count, wire))
     for target in _names_in_rdata(wire):
@@ -349,7 +351,7 @@ def _names_in_rdata(wire: bytes) -> list[bytes]:
     return [tail[10:].lower() for tail in tails(wire)]
 
 
-def _negative(ans: Answer, zone: ZoneData, rcode: int) -> Answer:
+def _negative(ans: QueryAnswer, zone: ZoneData, rcode: int) -> QueryAnswer:
     ans.rcode = rcode
     if zone.negative_soa:
         ans.authority.append((zone.apex, 1, QNAME_POINTER + zone.negative_soa))
@@ -366,9 +368,9 @@ def _closest_encloser(zone: ZoneData, name: bytes) -> bytes:
     return name
 
 
-def resolve(zone: ZoneData, qname: bytes, qtype: int) -> Answer:
+def resolve(zone: ZoneData, qname: bytes, qtype: int) -> QueryAnswer:
     """The answer for lower-cased wire `qname` of `qtype` inside `zone`."""
-    ans = Answer()
+    ans = QueryAnswer()
     name = qname
     nodes = zone.nodes
     for _ in range(MAX_CHAIN):
@@ -416,4 +418,12 @@ def resolve(zone: ZoneData, qname: bytes, qtype: int) -> Answer:
     return ans
 
 
-__all__ = ["QueryEngine", "Answer", "resolve", "render", "udp_limit", "opt_record", "EDNS_PAYLOAD"]
+__all__ = [
+    "QueryEngine",
+    "QueryAnswer",
+    "resolve",
+    "render",
+    "udp_limit",
+    "opt_record",
+    "EDNS_PAYLOAD",
+]

@@ -95,7 +95,7 @@ class TransferAcl:
 
 
 class TransferProcessor:
-    """Answers AXFR and IXFR for the store's zones (dnsmsg.TransferProcessor)."""
+    """Answers AXFR and IXFR for the store's zones (a dnsmsg.TransferHandler)."""
 
     def __init__(
         self,

@@ -19,7 +19,14 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ddns_server import model
-from ddns_server.dyndns2 import Answer, Dyndns2, UpdateRequest, Verify, client_address, networks
+from ddns_server.dyndns2 import (
+    Dyndns2,
+    UpdateRequest,
+    UpdateResponse,
+    Verify,
+    client_address,
+    networks,
+)
 from ddns_server.edge.tls import peer_common_name
 from ddns_server.passwords import verify_password
 
@@ -112,7 +119,7 @@ class NicUpdate(Resource):
             cert_cn=cert_cn,
         )
         step = self.service.start(update, self.clock())
-        if isinstance(step, Answer):
+        if isinstance(step, UpdateResponse):
             return self.reply(request, step)
         if self.waiting >= self.config().dyndns.max_pending_logins:
             log.warning("%d password checks waiting; answering 911", self.waiting)
@@ -131,14 +138,14 @@ class NicUpdate(Resource):
                 self.reactor, pool, verify_password, step.password, step.password_hash
             )
 
-        def checked(ok: bool) -> Answer:
+        def checked(ok: bool) -> UpdateResponse:
             return self.service.finish(step, ok, self.clock())
 
-        def failed(failure: Failure) -> Answer:
+        def failed(failure: Failure) -> UpdateResponse:
             log.error("password check failed: %s", failure.getErrorMessage())
             return self.service.server_error()
 
-        def done(answer: Answer) -> None:
+        def done(answer: UpdateResponse) -> None:
             self.waiting -= 1
             if not gone:  # the client may have hung up meanwhile
                 body = self.reply(request, answer)
@@ -150,7 +157,7 @@ class NicUpdate(Resource):
         self.slots.run(verify).addCallbacks(checked, failed).addCallback(done)
 
     @staticmethod
-    def reply(request: Request, answer: Answer) -> bytes:
+    def reply(request: Request, answer: UpdateResponse) -> bytes:
         if answer.challenge:
             request.setHeader(b"www-authenticate", f'Basic realm="{REALM}"'.encode())
         return _text_reply(request, answer.body(), answer.status)

@@ -30,7 +30,7 @@ from ddns_server.keys import keyring
 from ddns_server.metrics import Metrics
 from ddns_server.query import QueryEngine
 from ddns_server.store import Store, ZoneLimits, records_from_file
-from ddns_server.updates import UpdateProcessor
+from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
 from ddns_server.zonedata import ZoneData, name_to_wire
 

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from ddns_server import config as config_mod
 from ddns_server.dyndns2 import (
     MAX_HOSTS,
-    Answer,
     Dyndns2,
     Reply,
     UpdateRequest,
+    UpdateResponse,
     Verify,
     client_address,
     networks,
@@ -172,7 +172,7 @@ class Env:
             authorization = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
         return UpdateRequest(args, authorization, agent, client, cert_cn)
 
-    def send(self, query: str = "", **kwargs: object) -> Answer:
+    def send(self, query: str = "", **kwargs: object) -> UpdateResponse:
         return self.service.handle(self.request(query, **kwargs), self.now)  # type: ignore[arg-type]
 
 
@@ -526,9 +526,13 @@ def test_verified_password_is_cached_until_the_ttl(env: Env) -> None:
     assert isinstance(first, Verify)  # the slow check is asked for
     env.service.finish(first, verify_password(first.password, first.password_hash), env.now)
     env.now += 300
-    assert isinstance(env.service.start(env.request(f"hostname=home.{ZONE}"), env.now), Answer)
+    assert isinstance(
+        env.service.start(env.request(f"hostname=home.{ZONE}"), env.now), UpdateResponse
+    )
     env.now += 599  # each hit extends the entry
-    assert isinstance(env.service.start(env.request(f"hostname=home.{ZONE}"), env.now), Answer)
+    assert isinstance(
+        env.service.start(env.request(f"hostname=home.{ZONE}"), env.now), UpdateResponse
+    )
     env.now += 601
     assert isinstance(env.service.start(env.request(f"hostname=home.{ZONE}"), env.now), Verify)
 

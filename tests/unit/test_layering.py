@@ -16,7 +16,7 @@ CORE = (
     "query",
     "store",
     "update",
-    "updates",
+    "update_handler",
     "xfr",
     "zonedata",
     "zonefile",

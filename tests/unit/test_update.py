@@ -35,7 +35,7 @@ from ddns_server.journal import Journal
 from ddns_server.query import QueryEngine
 from ddns_server.store import Store, records_from_text
 from ddns_server.update import process
-from ddns_server.updates import UpdateProcessor
+from ddns_server.update_handler import UpdateProcessor
 from ddns_server.zonedata import Changeset, Record, ZoneData
 
 ORIGIN = dns.name.from_text("example.test")

@@ -1,6 +1,6 @@
 """RFC 2136 UPDATE requests: zone lookup, policy, processing, commit, answer.
 
-The dnsmsg.UpdateProcessor that DnsHandler hands UPDATE messages to. The RFC
+The dnsmsg.UpdateHandler that DnsHandler hands UPDATE messages to. The RFC
 logic is in update.py (pure); this glues it to the Store: find the zone,
 refuse who may not update it, compute the changeset, commit it (journal
 first, then the in-memory zone) and answer. One log line per request.
