@@ -32,7 +32,7 @@ import dns.rdatatype
 from ddns_server import model
 from ddns_server.passwords import is_valid_hash, verify_password
 from ddns_server.store import Store
-from ddns_server.zonedata import CNAME, Changeset, Record, ZoneData, name_to_wire, parent
+from ddns_server.zonedata import CNAME, Changeset, Record, ZoneData, find_zone, name_to_wire
 
 log = logging.getLogger("ddns_server.dyndns2")
 
@@ -505,7 +505,7 @@ class Dyndns2:
                 continue
             low = name_to_wire(name).lower()
             host = own_hosts.get(low)
-            zone = self._zone_for(low) if host is not None else None
+            zone = find_zone(self.store.zones, low) if host is not None else None
             if host is None or zone is None:
                 lines.append(Reply.NOHOST.value)
                 continue
@@ -562,17 +562,6 @@ class Dyndns2:
                 version.serial,
             )
 
-    def _zone_for(self, low: bytes) -> ZoneData | None:
-        """The served zone holding a name: the longest match."""
-        zones = self.store.zones
-        name = low
-        while name:
-            zone = zones.get(name)
-            if zone is not None:
-                return zone
-            name = parent(name)
-        return None
-
     @staticmethod
     def _can_hold_address(zone: ZoneData, low: bytes) -> bool:
         """False when an A/AAAA here would break the zone: RFC 1034 §3.6.2 (nothing
@@ -581,12 +570,7 @@ class Dyndns2:
         node = zone.nodes.get(low)
         if node is not None and CNAME in node:
             return False
-        name = low
-        while name and name != zone.apex:
-            if name in zone.cuts:
-                return False
-            name = parent(name)
-        return True
+        return zone.delegation(low) is None
 
 
 def _addresses(records: list[Record], rdtype: int) -> str:

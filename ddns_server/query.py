@@ -28,6 +28,7 @@ from ddns_server.zonedata import (
     QNAME_POINTER,
     RRsetWire,
     ZoneData,
+    find_zone,
     is_subdomain,
     parent,
     tails,
@@ -93,20 +94,6 @@ class QueryEngine:
         # apex (lower-cased wire) -> ZoneData; the store adds and swaps entries.
         self.zones = zones
 
-    # -- zone lookup ----------------------------------------------------------
-
-    def find_zone(self, qname: bytes) -> ZoneData | None:
-        """The served zone with the longest apex that `qname` is at or below."""
-        zones = self.zones
-        pos = 0
-        n = len(qname)
-        while pos < n:
-            zone = zones.get(qname[pos:])
-            if zone is not None:
-                return zone
-            pos += qname[pos] + 1
-        return zones.get(b"\x00")
-
     # -- the hot path ---------------------------------------------------------
 
     def answer(self, data: bytes, udp: bool) -> bytes | None:
@@ -159,7 +146,7 @@ class QueryEngine:
         if TYPE_TKEY <= qtype < TYPE_ANY or qtype == TYPE_OPT:
             return None
         qname = data[12:pos].lower()
-        zone = self.find_zone(qname)
+        zone = find_zone(self.zones, qname)
         if zone is None:
             return render(data, data[12:qend], QueryAnswer(REFUSED, aa=False), opt, udp, limit)
         # Common case: the name holds the type and no delegation is in the way.
@@ -200,7 +187,7 @@ class QueryEngine:
         """
         qname = question[:-4].lower()
         qtype = (question[-4] << 8) | question[-3]
-        zone = self.find_zone(qname)
+        zone = find_zone(self.zones, qname)
         if zone is None:
             return render(head, question, QueryAnswer(REFUSED, aa=False), opt, udp, limit)
         return render(head, question, resolve(zone, qname, qtype), opt, udp, limit)
@@ -315,22 +302,6 @@ class _Writer:
 # -- the resolver: RFC 1034 §4.3.2 within one zone -----------------------------
 
 
-def _find_cut(zone: ZoneData, name: bytes) -> bytes | None:
-    """The highest delegation point at or above `name` (below the apex)."""
-    cuts = zone.cuts
-    if not cuts:
-        return None
-    found = None
-    apex_len = len(zone.apex)
-    pos = 0
-    while len(name) - pos > apex_len:
-        suffix = name[pos:]
-        if suffix in cuts:
-            found = suffix
-        pos += name[pos] + 1
-    return found
-
-
 def _referral(zone: ZoneData, cut: bytes) -> QueryAnswer:
     ans = QueryAnswer(NOERROR, aa=False)
     count, wire = zone.nodes[cut][NS]
@@ -374,7 +345,7 @@ def resolve(zone: ZoneData, qname: bytes, qtype: int) -> QueryAnswer:
     name = qname
     nodes = zone.nodes
     for _ in range(MAX_CHAIN):
-        cut = _find_cut(zone, name)
+        cut = zone.delegation(name)
         if cut is not None and not (cut == name and qtype == TYPE_DS):
             referral = _referral(zone, cut)
             if not ans.answer:

@@ -174,15 +174,23 @@ class WorkingView:
 # RFC 2136 §3.1: the zone section
 
 
-def check_zone_section(zone: ZoneData, msg: dns.update.UpdateMessage) -> None:
-    """§3.1.1: exactly one zone RR, type SOA, naming this zone in class IN."""
+def zone_section(msg: dns.update.UpdateMessage) -> dns.rrset.RRset:
+    """§3.1.1: exactly one zone RR, type SOA, class IN; the one place this is checked."""
     if len(msg.zone) != 1:
         raise FormErr(f"{len(msg.zone)} RRs in the zone section (need exactly 1)")
     rrset = msg.zone[0]
     if rrset.rdtype != SOA:
         raise FormErr("zone section type is not SOA")
-    if rrset.rdclass != IN or rrset.name != zone.origin:
+    if rrset.rdclass != IN:
         # BIND looks the zone up by name and class: no such zone here.
+        raise NotAuth(f"not authoritative for {rrset.name}")
+    return rrset
+
+
+def check_zone_section(zone: ZoneData, msg: dns.update.UpdateMessage) -> None:
+    """§3.1.1: the zone section is well formed and names this zone."""
+    rrset = zone_section(msg)
+    if rrset.name != zone.origin:
         raise NotAuth(f"not authoritative for {rrset.name}")
 
 

@@ -23,7 +23,7 @@ from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
 from ddns_server.journal import StaleJournal
 from ddns_server.model import PolicyRule, Zone
 from ddns_server.store import Store
-from ddns_server.update import process
+from ddns_server.update import process, zone_section
 from ddns_server.zonedata import ZoneData, name_to_wire
 
 log = logging.getLogger("ddns_server.updates")
@@ -95,8 +95,6 @@ class UpdateProcessor:
         """Apply the update; the new serial, or None when nothing changed."""
         if not isinstance(query, dns.update.UpdateMessage):
             raise FormErr("not an UPDATE message")
-        if len(query.zone) != 1:
-            raise FormErr(f"{len(query.zone)} RRs in the zone section (need exactly 1)")
         # Versions other processes journaled (rollback, import) first.
         self.store.poll()
         zone = self._zone(query)
@@ -130,8 +128,8 @@ class UpdateProcessor:
 
     def _zone(self, query: dns.update.UpdateMessage) -> ZoneData:
         """RFC 2136 §3.1.1: the zone section must name a zone served here."""
-        zone_rr = query.zone[0]
-        zone = self.store.zone_for(zone_rr.name)
-        if zone is None or zone_rr.rdclass != dns.rdataclass.IN:
-            raise NotAuth(f"not authoritative for {zone_rr.name}")
+        name = zone_section(query).name
+        zone = self.store.zone_for(name)
+        if zone is None:
+            raise NotAuth(f"not authoritative for {name}")
         return zone

@@ -15,7 +15,7 @@ thread, so a query never sees half a change.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
@@ -111,6 +111,18 @@ def skip_name(wire: bytes, pos: int) -> int:
 def parent(name: bytes) -> bytes:
     """The wire form of a wire name's parent."""
     return name[name[0] + 1 :]
+
+
+def find_zone(zones: Mapping[bytes, ZoneData], name: bytes) -> ZoneData | None:
+    """The zone with the longest apex that lower-cased wire `name` is at or below."""
+    pos = 0
+    n = len(name)
+    while pos < n:
+        zone = zones.get(name[pos:])
+        if zone is not None:
+            return zone
+        pos += name[pos] + 1
+    return zones.get(b"\x00")
 
 
 def name_to_wire(name: dns.name.Name) -> bytes:
@@ -210,7 +222,7 @@ class ZoneData:
             self.cuts.add(low)
             if not bulk:
                 self._mark_occluded()
-        elif self.cuts and not bulk and self._under_cut(low):
+        elif self.cuts and not bulk and self.delegation(low) is not None:
             self.occluded.add(low)
         if low.startswith(b"\x01*"):
             self.wildcards += 1
@@ -240,20 +252,28 @@ class ZoneData:
             else:
                 del below[name]
 
-    def _under_cut(self, low: bytes) -> bool:
-        name = low
-        while len(name) > len(self.apex):
-            if name in self.cuts:
-                return True
-            name = parent(name)
-        return False
+    def delegation(self, low: bytes) -> bytes | None:
+        """The highest delegation point at or above `low` (below the apex), or None:
+        the data at and below it is the child's, not ours to serve (RFC 1034 §4.2.1)."""
+        cuts = self.cuts
+        if not cuts:
+            return None
+        found = None
+        apex_len = len(self.apex)
+        pos = 0
+        while len(low) - pos > apex_len:
+            suffix = low[pos:]
+            if suffix in cuts:
+                found = suffix
+            pos += low[pos] + 1
+        return found
 
     def _mark_occluded(self) -> None:
         """Recompute `occluded` after a delegation point came or went (rare)."""
         if not self.cuts:
             self.occluded = set()
             return
-        self.occluded = {low for low in self.nodes if self._under_cut(low)}
+        self.occluded = {low for low in self.nodes if self.delegation(low) is not None}
 
     def apply(self, changeset: Changeset) -> None:
         """Apply a changeset in place (one synchronous call: atomic for queries)."""
