@@ -30,14 +30,13 @@ import dns.tsig
 
 from ddns_server.errors import DnsError
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine, opt_record, udp_limit
+from ddns_server.tsigwire import TSIG_FUDGE, append_tsig, tsig_rdata
 from ddns_server.zonedata import skip_name
 
 log = logging.getLogger("ddns_server.dnsmsg")
 
 Keyring = dict[dns.name.Name, dns.tsig.Key]
 
-# The fudge of our signatures: dnspython's and BIND's default (RFC 8945 §10).
-TSIG_FUDGE = 300
 Source = tuple[str, int]
 
 # RFC 8945 TSIG error names (rcode 16 is BADVERS too, for EDNS).
@@ -195,9 +194,9 @@ class DnsHandler:
             return wire
         key = query.keyring
         assert isinstance(key, dns.tsig.Key) and query.keyname is not None
-        unsigned = _tsig_rdata(key.algorithm, 0, TSIG_FUDGE, query.id, 0)
+        unsigned = tsig_rdata(key.algorithm, 0, TSIG_FUDGE, query.id, 0)
         signed, _ = dns.tsig.sign(wire, key, unsigned, int(self.clock()), query.mac)
-        return _append_tsig(wire, query.keyname, signed)
+        return append_tsig(wire, query.keyname, signed)
 
     def _tsig_error(self, data: bytes, source: Source, tsig_error: int) -> bytes:
         """Answer, and log, a request whose TSIG failed (RFC 8945 §5.2).
@@ -257,9 +256,9 @@ class DnsHandler:
             other = struct.pack("!HI", now >> 32, now & 0xFFFFFFFF)
             time_signed = request.time_signed
         wire = _to_wire(make_response(query, dns.rcode.NOTAUTH))
-        rdata = _tsig_rdata(key.algorithm, time_signed, request.fudge, query.id, tsig_error, other)
+        rdata = tsig_rdata(key.algorithm, time_signed, request.fudge, query.id, tsig_error, other)
         signed, _ = dns.tsig.sign(wire, key, rdata, time_signed, request.mac)
-        return _append_tsig(wire, keyname, signed)
+        return append_tsig(wire, keyname, signed)
 
 
 def make_response(query: dns.message.Message, rcode: int) -> dns.message.Message:
@@ -290,30 +289,8 @@ def tsig_error_response(data: bytes, tsig_error: int, now: int) -> bytes:
     """
     query, keyname, tsig = _unverified(data)
     wire = _to_wire(make_response(query, dns.rcode.NOTAUTH))
-    rdata = _tsig_rdata(tsig.algorithm, now, tsig.fudge, query.id, tsig_error)
-    return _append_tsig(wire, keyname, rdata)
-
-
-def _tsig_rdata(
-    algorithm: dns.name.Name,
-    time_signed: int,
-    fudge: int,
-    original_id: int,
-    error: int,
-    other: bytes = b"",
-) -> dns.rdtypes.ANY.TSIG.TSIG:
-    """TSIG rdata with an empty MAC: unsigned, or for dns.tsig.sign to fill in."""
-    return dns.rdtypes.ANY.TSIG.TSIG(
-        dns.rdataclass.ANY,
-        dns.rdatatype.TSIG,
-        algorithm,
-        time_signed,
-        fudge,
-        b"",
-        original_id,
-        error,
-        other,
-    )
+    rdata = tsig_rdata(tsig.algorithm, now, tsig.fudge, query.id, tsig_error)
+    return append_tsig(wire, keyname, rdata)
 
 
 def _unverified(
@@ -337,20 +314,6 @@ def _to_wire(message: dns.message.Message) -> bytes:
     wire = message.to_wire()
     assert wire is not None
     return wire
-
-
-def _append_tsig(wire: bytes, keyname: dns.name.Name, rdata: dns.rdata.Rdata) -> bytes:
-    """`wire` with a TSIG record added at the end of the additional section."""
-    rdata_wire = rdata.to_wire()
-    owner = keyname.to_wire()  # RFC 8945 §4.2: the key name is not compressed
-    assert rdata_wire is not None and owner is not None
-    out = bytearray(wire)
-    out += owner
-    out += struct.pack("!HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata_wire))
-    out += rdata_wire
-    arcount = struct.unpack_from("!H", out, 10)[0] + 1
-    struct.pack_into("!H", out, 10, arcount)
-    return bytes(out)
 
 
 def _tsig_start(wire: bytes) -> int:

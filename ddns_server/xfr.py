@@ -41,6 +41,7 @@ from ddns_server.errors import FormErr, NotAuth, Refused
 from ddns_server.journal import net_changes
 from ddns_server.query import opt_record
 from ddns_server.store import Store, zone_key
+from ddns_server.tsigwire import TSIG_FUDGE, append_tsig, tsig_rdata
 from ddns_server.zonedata import SOA, Record, ZoneData, name_to_wire, rr_tail, tails
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,9 @@ MESSAGE_SIZE = 16000
 # BIND 9.18's max-ixfr-ratio default (100%): when the condensed differences
 # hold more records than the zone itself, an AXFR-style answer is smaller.
 MAX_IXFR_RATIO = 1.0
-TSIG_FUDGE = 300
 
 _QR_AA = b"\x84\x00"  # QR and AA set, opcode QUERY, NOERROR (BIND copies no RD)
 _COUNTS = struct.Struct("!HHHH")
-_TSIG_HEADER = struct.Struct("!HHIH")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # One record as it goes out: (owner wire, type + class + TTL + length + rdata).
@@ -248,37 +247,18 @@ class _Signer:
         self.key = key
         self.request_mac = request_mac
         self.now = now
-        self.rdata = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY,
-            dns.rdatatype.TSIG,
-            key.algorithm,
-            now,
-            TSIG_FUDGE,
-            b"",
-            original_id,
-            0,
-            b"",
-        )
+        self.rdata = tsig_rdata(key.algorithm, now, TSIG_FUDGE, original_id, 0)
         self.ctx: object | None = None
-        self.owner = name_to_wire(keyname)
+        self.keyname = keyname
         full_mac = self.rdata.replace(mac=b"\x00" * dns.tsig.mac_sizes.get(key.algorithm, 64))
-        self.reserve = len(self.owner) + 10 + len(full_mac.to_wire() or b"")
+        self.reserve = len(name_to_wire(keyname)) + 10 + len(full_mac.to_wire() or b"")
 
     def sign(self, wire: bytes) -> bytes:
         """`wire` with a TSIG record appended (and counted)."""
         tsig, self.ctx = dns.tsig.sign(
             wire, self.key, self.rdata, self.now, self.request_mac, self.ctx, True
         )
-        rdata = tsig.to_wire()
-        arcount = struct.unpack_from("!H", wire, 10)[0] + 1
-        return (
-            wire[:10]
-            + struct.pack("!H", arcount)
-            + wire[12:]
-            + self.owner
-            + _TSIG_HEADER.pack(dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata))
-            + rdata
-        )
+        return append_tsig(wire, self.keyname, tsig)
 
 
 class _MessageWriter:

@@ -16,6 +16,7 @@ CORE = (
     "query",
     "store",
     "update",
+    "tsigwire",
     "update_handler",
     "xfr",
     "zonedata",
