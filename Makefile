@@ -16,7 +16,7 @@ CONFIG ?= conf/ddns.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv serve test unit tools bench lint format clean distclean
+.PHONY: help venv serve test unit tools bench lint dead format clean distclean
 
 help:
 	@echo "make serve      run ddns-server in the foreground with $(CONFIG) (Ctrl-C stops it)"
@@ -25,6 +25,7 @@ help:
 	@echo "make tools      install named, dig, nsupdate, knsupdate, ddclient, inadyn, curl"
 	@echo "make bench      run bench/run.py \$$(BENCH_ARGS)"
 	@echo "make lint       ruff check, ruff format --check, mypy (and shellcheck if present)"
+	@echo "make dead       vulture: unused code (framework callbacks in scripts/vulture_whitelist.py)"
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make venv       create $(VENV) and install the package with its test extra"
 	@echo "make clean      remove caches and build output (keeps $(VENV) and var/)"
@@ -82,6 +83,9 @@ lint: venv
 		echo "== shellcheck"; shellcheck scripts/*.sh .ci/run || failed="$$failed shellcheck"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "== make lint FAILED:$$failed"; exit 1; fi
+
+dead: venv
+	$(VENV)/bin/vulture ddns_server scripts/vulture_whitelist.py --exclude ddns_server/mirrors/base.py
 
 format: venv
 	$(VENV)/bin/ruff format ddns_server tests

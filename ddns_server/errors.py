@@ -39,12 +39,6 @@ class ServFail(DnsError):
     rcode = dns.rcode.SERVFAIL
 
 
-class NotImp(DnsError):
-    """Not implemented."""
-
-    rcode = dns.rcode.NOTIMP
-
-
 class Refused(DnsError):
     """Refused by policy."""
 

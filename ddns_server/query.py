@@ -46,13 +46,7 @@ TYPE_AAAA = 28
 TYPE_OPT = 41
 TYPE_DS = 43
 TYPE_TKEY = 249
-TYPE_IXFR = 251
-TYPE_AXFR = 252
-TYPE_MAILB = 253
-TYPE_MAILA = 254
 TYPE_ANY = 255
-
-CLASS_IN = 1
 
 # Our advertised EDNS UDP payload size, and the largest UDP answer we send
 # (BIND's default max-udp-size and edns-udp-size since 9.16: 1232).

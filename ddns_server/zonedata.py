@@ -365,10 +365,6 @@ class ZoneData:
         node = self.nodes.get(name_to_wire(name).lower())
         return list(node) if node else []
 
-    def name_in_use(self, name: dns.name.Name) -> bool:
-        """RFC 2136 "name is in use": at least one RR owned by the name."""
-        return name_to_wire(name).lower() in self.nodes
-
     def records(self) -> Iterator[Record]:
         """Every record, the apex SOA first (the order a transfer wants)."""
         yield self.soa_record()

@@ -86,7 +86,6 @@ class Server:
         self.ports: list[IListeningPort] = []
         self.store.listeners.append(self._on_version)
         self._poller = task.LoopingCall(self._poll)
-        self._plugins_started: list[Any] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -222,7 +221,7 @@ def run(config: model.Config) -> int:
         server.stop()
         return 1
 
-    def on_hup(signum: int, frame: object) -> None:
+    def on_hup(_signum: int, _frame: object) -> None:
         def do_reload() -> None:
             try:
                 server.reload(config_mod.load_config(config.path, check_zone_files=False))
