@@ -12,7 +12,8 @@ Adding a section `foo:`
      on model.Config (a default, so tests building Config by hand keep working);
   2. `def read_foo(reader: Reader, node: yaml.Node | None) -> Foo` in a new
      config/foo.py (node is None when the key is absent or null: return the
-     default); use reader.mapping/string/integer/... so problems carry file:line;
+     default); use reader.mapping/string/integer/number/boolean/... so problems
+     carry file:line;
   3. `Section("foo", read_foo)` in SECTIONS (with `needs=("zones",)` if it checks
      against what an earlier section leaves on the reader, e.g. reader.zone_names).
 """
@@ -28,7 +29,7 @@ from typing import Any
 import yaml
 
 from ddns_server.config.keys import read_keys
-from ddns_server.config.reader import Reader
+from ddns_server.config.reader import NULL, Reader
 from ddns_server.config.server import (
     read_data_dir,
     read_dyndns,
@@ -84,6 +85,9 @@ class Section:
     needs: tuple[str, ...] = ()
     # The model.Config fields the value fills; default: the field named like the key.
     fields: Callable[[Any], dict[str, Any]] | None = None
+    # Pass an explicit `key:` with no value as its null node (e.g. "on, with the
+    # defaults"); by default a null value reads like an absent key (node None).
+    keep_null: bool = False
 
 
 def _listen_fields(listen: Listen) -> dict[str, Any]:
@@ -150,7 +154,7 @@ def load_config(
 def _read_sections(reader: Reader, root: yaml.Node | None) -> Config | None:
     """Every section of the top-level mapping; None if any problem was found."""
     by_key = {section.key: section for section in SECTIONS}
-    top = reader.mapping(root, "", tuple(by_key)) if root is not None else {}
+    top = reader.mapping(root, "", tuple(by_key), keep_null=True) if root is not None else {}
     values: dict[str, Any] = {}
 
     def read(section: Section) -> None:
@@ -158,7 +162,10 @@ def _read_sections(reader: Reader, root: yaml.Node | None) -> Config | None:
             return
         for need in section.needs:
             read(by_key[need])
-        values[section.key] = section.read(reader, top.get(section.key))
+        node = top.get(section.key)
+        if node is not None and node.tag == NULL and not section.keep_null:
+            node = None
+        values[section.key] = section.read(reader, node)
 
     for section in SECTIONS:
         read(section)

@@ -23,12 +23,14 @@ from ddns_server.model import Endpoint
 STR = "tag:yaml.org,2002:str"
 INT = "tag:yaml.org,2002:int"
 NULL = "tag:yaml.org,2002:null"
+BOOL = "tag:yaml.org,2002:bool"
+FLOAT = "tag:yaml.org,2002:float"
 _KINDS = {
     STR: "a string",
     INT: "an integer",
     NULL: "null",
-    "tag:yaml.org,2002:bool": "a boolean",
-    "tag:yaml.org,2002:float": "a number",
+    BOOL: "a boolean",
+    FLOAT: "a number",
     "tag:yaml.org,2002:timestamp": "a date",
 }
 
@@ -118,8 +120,11 @@ class Reader:
         where = f"{path}: " if path else ""
         self.problems.append((line, f"{self.path}:{line}: {where}{message}"))
 
-    def mapping(self, node: yaml.Node, path: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
-        """The mapping's values by key, null values left out; unknown keys reported."""
+    def mapping(
+        self, node: yaml.Node, path: str, allowed: tuple[str, ...], keep_null: bool = False
+    ) -> dict[str, yaml.Node]:
+        """The mapping's values by key, null values left out (unless `keep_null`);
+        unknown and duplicate keys reported."""
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, path, f"expected a mapping, got {kind(node)}")
             return {}
@@ -140,7 +145,7 @@ class Reader:
                 expected = ", ".join(allowed)
                 self.problem(key_node, join(path, key), f"unknown key (expected one of {expected})")
                 continue
-            if value_node.tag != NULL:
+            if keep_null or value_node.tag != NULL:
                 values[key] = value_node
         return values
 
@@ -166,6 +171,26 @@ class Reader:
             self.problem(node, path, f"{value} is out of range (expected {bound})")
             return None
         return int(value)
+
+    def number(self, node: yaml.Node, path: str, low: float, high: float) -> float | None:
+        """An integer or a decimal number within [low, high] (seconds, shares)."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (INT, FLOAT):
+            self.problem(node, path, f"expected a number, got {kind(node)}")
+            return None
+        if node.tag == INT:
+            value = float(self.constructor.construct_yaml_int(node))
+        else:
+            value = float(self.constructor.construct_yaml_float(node))
+        if not low <= value <= high:  # NaN too
+            self.problem(node, path, f"{node.value} is out of range (expected {low:g}..{high:g})")
+            return None
+        return value
+
+    def boolean(self, node: yaml.Node, path: str) -> bool | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != BOOL:
+            self.problem(node, path, f"expected a boolean, got {kind(node)}")
+            return None
+        return bool(self.constructor.construct_yaml_bool(node))
 
     def file_path(self, text: str) -> Path:
         """An absolute path; relative ones are relative to the config file's folder."""
