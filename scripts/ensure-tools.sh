@@ -20,7 +20,7 @@ set -euo pipefail
 # named and inadyn live in sbin, which is not on every user's PATH.
 export PATH="${PATH:-/usr/bin:/bin}:/usr/sbin:/sbin:/usr/local/sbin"
 
-COMMANDS=(named dig nsupdate knsupdate kdig ddclient inadyn curl)
+COMMANDS=(named dig nsupdate knsupdate kdig ddclient inadyn curl perl:IO::Socket::SSL)
 declare -A PACKAGE=(
     [named]=bind9
     [dig]=bind9-dnsutils
@@ -30,6 +30,8 @@ declare -A PACKAGE=(
     [ddclient]=ddclient
     [inadyn]=inadyn
     [curl]=curl
+    # ddclient's HTTPS (only recommended by its package, which we install without recommends)
+    [perl:IO::Socket::SSL]=libio-socket-ssl-perl
 )
 # daemons the packages may start, and their systemd units
 DAEMONS=(named ddclient inadyn)
@@ -59,7 +61,10 @@ esac
 missing_commands() {
     local cmd
     for cmd in "${COMMANDS[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || printf '%s\n' "$cmd"
+        case "$cmd" in
+            perl:*) perl -M"${cmd#perl:}" -e 1 >/dev/null 2>&1 || printf '%s\n' "$cmd" ;;
+            *) command -v "$cmd" >/dev/null 2>&1 || printf '%s\n' "$cmd" ;;
+        esac
     done
 }
 
