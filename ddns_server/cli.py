@@ -23,6 +23,7 @@ from ddns_server import config as config_mod
 from ddns_server import model
 from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, Version
+from ddns_server.plan import DEFAULT_MAX_CHANGE_SHARE, Plan, plan_content
 from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
 from ddns_server.zonedata import Record, ZoneData, name_to_wire, wire_to_name
 
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     p = with_config(zone.add_parser("import", help="replace the content with a master file's"))
     p.add_argument("zone")
     p.add_argument("file", type=Path)
+    _plan_options(p)
     p.set_defaults(func=cmd_zone_import)
 
     journal = sub.add_parser("journal", help="zone history").add_subparsers(metavar="ACTION")
@@ -103,8 +105,26 @@ def _parser() -> argparse.ArgumentParser:
     p = with_config(journal.add_parser("rollback", help="restore an earlier version's content"))
     p.add_argument("zone")
     p.add_argument("serial", type=_serial)
+    _plan_options(p)
     p.set_defaults(func=cmd_journal_rollback)
+    p = with_config(journal.add_parser("undo", help="roll back to the version before the newest"))
+    p.add_argument("zone")
+    _plan_options(p)
+    p.set_defaults(func=cmd_journal_undo)
     return parser
+
+
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    """--dry-run/--json/--force of the commands that replace a zone's content."""
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan (records removed and added) only"
+    )
+    p.add_argument("--json", action="store_true", help="print the plan as a JSON object")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="apply a plan that deletes more than max_change_share of the zone or changes apex NS",
+    )
 
 
 def _positive(text: str) -> int:
@@ -251,9 +271,7 @@ def cmd_zone_import(args: argparse.Namespace) -> int:
             print(zone.serial)
             return 0
     zone = offline.open(args.zone)  # seeded from its file first when never served
-    version = offline.store.replace_content(zone, set(records), _who(), "local", "import")
-    print(version.serial if version else zone.serial)
-    return 0
+    return _replace_content(offline, args, zone, records, "import")
 
 
 def cmd_journal_log(args: argparse.Namespace) -> int:
@@ -303,12 +321,92 @@ def cmd_journal_rollback(args: argparse.Namespace) -> int:
     zone = offline.open(args.zone, seed_from_file=False)
     version = offline.version(zone, args.serial)
     content = offline.journal.content_at(zone_key(zone.origin), version)
-    new = offline.store.replace_content(zone, content, _who(), "local", "rollback")
-    if new is None:  # identical content and serial: cannot happen for an older version
-        print(zone.serial)
+    return _replace_content(offline, args, zone, content, "rollback")
+
+
+def cmd_journal_undo(args: argparse.Namespace) -> int:
+    """Back to the version before the newest: a rollback to it (same plan rules)."""
+    offline = _Offline(args)
+    zone = offline.open(args.zone, seed_from_file=False)
+    key = zone_key(zone.origin)
+    versions = offline.journal.versions(key, limit=2)
+    if len(versions) < 2:
+        raise UserError(f"zone {zone.origin.to_text()}: no earlier version to undo to")
+    content = offline.journal.content_at(key, versions[1])
+    return _replace_content(offline, args, zone, content, "rollback")
+
+
+def _replace_content(
+    offline: _Offline,
+    args: argparse.Namespace,
+    zone: ZoneData,
+    wanted: Iterable[Record],
+    channel: str,
+) -> int:
+    """Make the zone's content `wanted` through the store's writer, plan first.
+
+    The plan is computed again against the newest version each time the
+    writer retries (a server may be committing updates meanwhile), and the
+    safety rail (max_change_share, apex NS) is applied to that plan.
+    """
+    origin = zone.origin
+    records = list(wanted)
+    zc = offline.zone_config(origin.to_text())
+    max_share = zc.max_change_share if zc is not None else DEFAULT_MAX_CHANGE_SHARE
+    if args.dry_run:
+        offline.store.poll()
+        plan = plan_content(origin, zone.records(), records)
+        _print_plan(plan, args.json, max_share, args.force)
         return 0
-    print(new.serial)
+    plan, version = offline.store.replace_content(
+        origin, records, _who(), "local", channel, None if args.force else max_share
+    )
+    if args.json:
+        out = plan.to_dict(record_text)
+        out["new_serial"] = version.serial if version is not None else None
+        print(json.dumps(out, indent=2))
+    elif version is None:
+        print(_no_change(plan))
+    else:
+        print(version.serial)
     return 0
+
+
+def _no_change(plan: Plan) -> str:
+    zone = plan.origin.to_text()
+    return (
+        f"no change: zone {zone} already has this content (serial {plan.serial}); nothing written"
+    )
+
+
+def _print_plan(plan: Plan, as_json: bool, max_share: float, force: bool) -> None:
+    refusal = None if force else plan.refusal(max_share)
+    if as_json:
+        out = plan.to_dict(record_text)
+        out["refused"] = refusal
+        print(json.dumps(out, indent=2))
+        return
+    if plan.empty:
+        print(_no_change(plan))
+        return
+    print(f"plan for zone {plan.origin.to_text()} at serial {plan.serial}:")
+    for rr in plan.removed:
+        print("- " + record_text(rr))
+    for rr in plan.added:
+        print("+ " + record_text(rr))
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    print(
+        f"{len(plan.removed)} removed, {len(plan.added)} added"
+        f" ({plan.deleted} of {plan.records} records deleted, {plan.delete_share:.0%});"
+        f" apex SOA changed: {yes(plan.apex_soa_changed)};"
+        f" apex NS changed: {yes(plan.apex_ns_changed)}"
+    )
+    if refusal:
+        print(f"refused without --force: {refusal}")
+    print("dry run: nothing changed")
 
 
 # -- text forms ---------------------------------------------------------------------

@@ -113,6 +113,16 @@ class DnsHandler:
         except DnsError as e:
             return [self.finish(query, make_response(query, e.rcode), tcp)]
 
+    def failure_response(self, data: bytes, rcode: int = dns.rcode.SERVFAIL) -> bytes:
+        """An error answer to a request already handled, whose change could not
+        be made durable after all (a failed UDP group commit): signed when the
+        request was, like every reply to a signed request."""
+        try:
+            query = dns.message.from_wire(data, keyring=self.keyring)
+            return self.finish(query, make_response(query, rcode), False)
+        except Exception:  # noqa: BLE001 - e.g. the key went away on a reload
+            return error_response(data, rcode)
+
     def _dispatch(
         self, query: dns.message.Message, data: bytes, source: Source, tcp: bool
     ) -> list[bytes]:

@@ -30,6 +30,7 @@ import dns.name
 import dns.rdatatype
 
 from ddns_server import model
+from ddns_server.errors import DdnsError
 from ddns_server.passwords import is_valid_hash, verify_password
 from ddns_server.store import Store
 from ddns_server.zonedata import CNAME, Changeset, Record, ZoneData, find_zone, name_to_wire
@@ -350,7 +351,8 @@ class _ZonePlan:
     """The changes one request makes to one zone (one commit, one version)."""
 
     zone: ZoneData
-    changeset: Changeset = field(default_factory=Changeset)
+    entries: list[tuple[int, dns.name.Name, bytes]] = field(default_factory=list)  # reply line,
+    # host name, its lower-case wire form
     hosts: list[int] = field(default_factory=list)  # indices of reply lines that changed it
     log: list[str] = field(default_factory=list)
 
@@ -493,62 +495,85 @@ class Dyndns2:
             log.error("no address for %s (client %r)", user.name, request.client)
             return UpdateResponse((Reply.SERVER_ERROR.value,))
         shown = ",".join(str(ip) for ip in (v4, v6) if ip is not None)
-        self.store.poll()  # versions other processes wrote (rollback, import)
-        lines: list[str] = []
+        lines: list[str] = [""] * len(hostnames)
         plans: dict[bytes, _ZonePlan] = {}
-        planned: set[tuple[bytes, int]] = set()  # a host named twice changes once
         own_hosts = self._hosts.get(user.name, {})
         for index, text in enumerate(hostnames):
             name = parse_fqdn(text)
             if name is None:
-                lines.append(Reply.NOTFQDN.value)
+                lines[index] = Reply.NOTFQDN.value
                 continue
             low = name_to_wire(name).lower()
             host = own_hosts.get(low)
             zone = find_zone(self.store.zones, low) if host is not None else None
             if host is None or zone is None:
-                lines.append(Reply.NOHOST.value)
+                lines[index] = Reply.NOHOST.value
                 continue
-            if not self._can_hold_address(zone, low):
-                log.warning("%s: a CNAME or a delegation is in the way", text)
-                lines.append(Reply.DNSERR.value)
-                continue
-            plan = plans.setdefault(zone.apex, _ZonePlan(zone))
-            changed = False
-            for rdtype, ip in ((A, v4), (AAAA, v6)):
-                if ip is None or (low, rdtype) in planned:
-                    continue
-                existing = zone.records_at(low, rdtype)
-                rdata = ip.packed
-                if [rr[3] for rr in existing] == [rdata]:
-                    continue  # already the zone's address: nochg, no new version
-                ttl = self._ttls.get(zone.apex, 60)
-                plan.changeset.removed.extend(existing)
-                plan.changeset.added.append((name_to_wire(host), rdtype, ttl, rdata))
-                planned.add((low, rdtype))
-                plan.log.append(
-                    f"{host.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(rdtype)} "
-                    f"{_addresses(existing, rdtype)} -> {ip}"
-                )
-                changed = True
-            if changed:
-                plan.hosts.append(index)
-            lines.append(f"{(Reply.GOOD if changed else Reply.NOCHG).value} {shown}")
+            plans.setdefault(zone.apex, _ZonePlan(zone)).entries.append((index, host, low))
         for plan in plans.values():
-            if plan.changeset:
-                self._commit(plan, user, request, lines)
+            self._write(plan, user, request, lines, v4, v6, shown)
         return UpdateResponse(tuple(lines))
 
-    def _commit(
-        self, plan: _ZonePlan, user: model.User, request: UpdateRequest, lines: list[str]
+    def _write(
+        self,
+        plan: _ZonePlan,
+        user: model.User,
+        request: UpdateRequest,
+        lines: list[str],
+        v4: ipaddress.IPv4Address | None,
+        v6: ipaddress.IPv6Address | None,
+        shown: str,
     ) -> None:
-        """One journaled version for the request's changes to one zone; `dnserr` if that fails."""
+        """One journaled version for the request's changes to one zone, through
+        the store's writer (which retries against a newer version); the reply
+        line of every host, `dnserr` for the changes that could not be made."""
+        ttl = self._ttls.get(plan.zone.apex, 60)
+
+        def compute(zone: ZoneData) -> Changeset:
+            # Called again if another process journaled first: start afresh.
+            plan.hosts.clear()
+            plan.log.clear()
+            changeset = Changeset()
+            planned: set[tuple[bytes, int]] = set()  # a host named twice changes once
+            for index, host, low in plan.entries:
+                if not self._can_hold_address(zone, low):
+                    log.warning("%s: a CNAME or a delegation is in the way", host)
+                    lines[index] = Reply.DNSERR.value
+                    continue
+                changed = False
+                for rdtype, ip in ((A, v4), (AAAA, v6)):
+                    if ip is None or (low, rdtype) in planned:
+                        continue
+                    existing = zone.records_at(low, rdtype)
+                    rdata = ip.packed
+                    if [rr[3] for rr in existing] == [rdata]:
+                        continue  # already the zone's address: nochg, no new version
+                    changeset.removed.extend(existing)
+                    changeset.added.append((name_to_wire(host), rdtype, ttl, rdata))
+                    planned.add((low, rdtype))
+                    plan.log.append(
+                        f"{host.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(rdtype)} "
+                        f"{_addresses(existing, rdtype)} -> {ip}"
+                    )
+                    changed = True
+                if changed:
+                    plan.hosts.append(index)
+                lines[index] = f"{(Reply.GOOD if changed else Reply.NOCHG).value} {shown}"
+            return changeset
+
         try:
-            version = self.store.commit(
-                plan.zone, plan.changeset, who=user.name, source=request.client, channel=CHANNEL
+            version = self.store.write(
+                plan.zone.origin, compute, who=user.name, source=request.client, channel=CHANNEL
             )
+        except DdnsError as e:  # a pre-commit check refused the change
+            log.warning("change of %s for %s refused: %s", plan.zone.origin, user.name, e)
+            version = None
         except Exception:
             log.exception("committing %s for %s failed", plan.zone.origin, user.name)
+            version = None
+        if version is None:
+            # Nothing journaled: the hosts it would have changed get `dnserr`
+            # (none when there was nothing to change).
             for index in plan.hosts:
                 lines[index] = Reply.DNSERR.value
             return

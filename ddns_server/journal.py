@@ -428,11 +428,40 @@ class Journal:
 
     def content_at(self, zone: str, version: Version) -> set[Record]:
         """The zone's records as they were right after `version`."""
-        content = set(self.load(zone))
-        for _v, cs in reversed(self.changesets_after(zone, version.id)):
+        with self.reading():  # the content and the versions after it, from one snapshot
+            content = set(self.load(zone))
+            after = self.changesets_after(zone, version.id)
+        for _v, cs in reversed(after):
             content.difference_update(cs.added)
             content.update(cs.removed)
         return content
+
+    def locked(self) -> _transaction:
+        """The write lock for a block (BEGIN IMMEDIATE ... COMMIT/ROLLBACK).
+
+        What is read inside is what the appends inside are based on: no other
+        process can journal a version in between (so no StaleJournal). Held
+        briefly: other processes wait for it (busy_timeout).
+        """
+        return _transaction(self.conn)
+
+    def begin_locked(self) -> None:
+        """Take the write lock until commit_locked()/rollback_locked() (group commit)."""
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit_locked(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def rollback_locked(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def reading(self) -> _transaction:
+        """A consistent read of several statements (one WAL snapshot):
+        another process's commit cannot land between them."""
+        return _transaction(self.conn, "BEGIN")
 
     def data_version(self) -> int:
         """Changes when another connection (another process) commits."""
@@ -461,15 +490,25 @@ def net_changes(changesets: Iterable[Changeset]) -> Changeset:
 
 
 class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    Inside a transaction already open on the connection (Journal.locked, a
+    group commit) it does nothing: the outer one commits or rolls back.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
         self.conn = conn
+        self.begin = begin
+        self.outer = False
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            self.conn.execute(self.begin)
 
     def __exit__(self, exc_type: object, _exc: object, _tb: object) -> None:
+        if not self.outer:
+            return
         if exc_type is None:
             self.conn.execute("COMMIT")
         else:

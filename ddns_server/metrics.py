@@ -51,6 +51,12 @@ class Metrics:
         self.notifies = Counter(
             "ddns_notify", "NOTIFY messages by result", ["result"], registry=registry
         )
+        self.hook_errors = Counter(
+            "ddns_hook_errors",
+            "After-commit hooks (NOTIFY, logs, mirrors, pruning) that failed; the change stood",
+            ["hook"],
+            registry=registry,
+        )
         registry.register(_Collector(self, zones))
 
     def count_query(self, query: bytes, response: bytes) -> None:

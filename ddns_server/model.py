@@ -57,6 +57,8 @@ class Zone:
     dyndns_ttl: int = 60
     journal_max_versions: int = 1000
     journal_max_age_days: int = 0  # 0 = no age limit
+    # import/rollback/undo deleting more than this share of the zone need --force
+    max_change_share: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,22 @@
-"""Zones in memory plus the journal: commit = journal first, then publish.
+"""Zones in memory plus the journal: one writer, journal first, then publish.
 
-Every change (RFC 2136, DynDNS2, import, rollback) ends in `Store.commit`:
-the SOA serial is bumped once, the version is written to SQLite and committed,
-and only then is the in-memory zone changed, in one synchronous step. Other
-processes (`journal rollback`, `zone import`) write the journal directly; a
-running server picks their versions up in `Store.poll`.
+Every change (RFC 2136, DynDNS2, import, rollback, undo; later the API and
+the health checker) goes through `Store.write(origin, compute, who, source,
+channel)`, as dnspython's `zone.writer()`: `compute` turns the current
+content into a changeset; the writer reads other processes' versions, decides
+the serial, runs the pre-commit checks, journals the version (SQLite commit),
+publishes it in memory, and retries against the newer version when another
+process journaled first. Listeners (NOTIFY, logs, metrics, later mirrors)
+are called after that, each isolated: they cannot turn a durable change
+into an error. Other processes (`journal rollback`, `zone import`) write
+the journal through their own Store; a running server picks their versions
+up in `Store.poll`.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +31,8 @@ import dns.serial
 import dns.zone
 
 from ddns_server.errors import ConfigError, UserError
-from ddns_server.journal import Journal, NewVersion, Version
+from ddns_server.journal import Journal, NewVersion, StaleJournal, Version
+from ddns_server.plan import Plan, plan_content, wanted_soa
 from ddns_server.zonedata import (
     SOA,
     Changeset,
@@ -35,7 +44,24 @@ from ddns_server.zonedata import (
 )
 from ddns_server.zonefile import read_zone_file
 
+log = logging.getLogger("ddns_server.store")
+
 Listener = Callable[[ZoneData, Version | None], None]
+# compute(zone) -> the changes to make to the zone's current content (None: none).
+Compute = Callable[[ZoneData], Changeset | None]
+# check(zone, changeset, channel): raise (a DdnsError) to refuse a version.
+PreCommitCheck = Callable[[ZoneData, Changeset, str], None]
+
+# How often `write` computes a change again when another process journaled
+# first; the last attempt holds the journal's write lock, so it cannot lose.
+WRITE_ATTEMPTS = 4
+# A failing after-commit hook is logged at most once per this many seconds.
+HOOK_LOG_INTERVAL = 60.0
+
+
+def _hook_name(listener: Listener) -> str:
+    name = getattr(listener, "__qualname__", None) or type(listener).__qualname__
+    return str(name)
 
 
 @dataclass
@@ -142,7 +168,15 @@ class Store:
         self.listeners: list[Listener] = []
         self._version_count: dict[bytes, int] = {}
         self._batch: list[_Staged] | None = None
+        self._batch_locked = False
         self._age_pruned: dict[bytes, float] = {}
+        # Pre-commit checks: check(zone, changeset, channel) raises to refuse
+        # (size and policy limits); the changeset includes the serial bump.
+        self.checks: list[PreCommitCheck] = []
+        # After-commit hook failures by hook name, and a callback (metrics).
+        self.hook_errors: dict[str, int] = {}
+        self.on_hook_error: Callable[[str], None] | None = None
+        self._hook_logged: dict[str, tuple[float, int]] = {}
 
     # -- opening --------------------------------------------------------------
 
@@ -173,23 +207,133 @@ class Store:
                     )
                 ]
             )
+            last = self.journal.latest_id(key)
         else:
-            zone = ZoneData.from_records(origin, self.journal.load(key))
+            with self.journal.reading():  # content and its version id from one snapshot
+                zone = ZoneData.from_records(origin, self.journal.load(key))
+                last = self.journal.latest_id(key)
         self.zones[apex] = zone
         self.limits[apex] = limits or ZoneLimits()
-        self._last_id[apex] = self.journal.latest_id(key)
+        self._last_id[apex] = last
         return zone
 
     def zone_for(self, origin: dns.name.Name) -> ZoneData | None:
         return self.zones.get(name_to_wire(origin).lower())
 
-    # -- committing -----------------------------------------------------------
+    # -- the one writer -------------------------------------------------------
+
+    def write(
+        self,
+        origin: dns.name.Name,
+        compute: Compute,
+        who: str,
+        source: str,
+        channel: str,
+    ) -> Version | None:
+        """Change a zone: the one way every channel writes (RFC 2136, DynDNS2,
+        import, rollback, undo, and later the API and the health checker).
+
+        `compute(zone)` returns the changes to make to the zone's current
+        content (or None/an empty Changeset: nothing to do, no version). It
+        may raise (a DnsError, a PlanRefused...) to refuse; nothing changes
+        then. It must not change `zone`, and may be called more than once.
+        The writer owns everything after it, in this order: versions other
+        processes journaled are read first (poll), the SOA serial is decided
+        (`prepare`), the pre-commit `checks` may refuse, the version is
+        journaled (durable), the zone published, old versions pruned, and the
+        `listeners` called (isolated: see `_publish`). When another process
+        journaled first (StaleJournal), `compute` runs again on the newer
+        content, at most WRITE_ATTEMPTS times; the last attempt holds the
+        journal's write lock, so under any stream of other writers it
+        completes, or raises WriteConflict (a UserError) if it still cannot.
+
+        Inside begin_batch()/end_batch() (UDP group commit) the version is
+        only staged (its id is 0) and journaled by end_batch(); the batch
+        holds the write lock from its first write, so it is never stale.
+        """
+        if self._batch is not None:
+            return self._write_staged(origin, compute, who, source, channel)
+        for _attempt in range(WRITE_ATTEMPTS - 1):
+            self.poll()
+            zone = self._zone(origin)
+            changeset = compute(zone)
+            if not changeset:
+                return None
+            try:
+                return self.commit(zone, changeset, who, source, channel)
+            except StaleJournal:
+                continue  # another process wrote first: compute again on its version
+        # The last attempt: a batch of one, under the write lock.
+        self.begin_batch()
+        try:
+            staged = self._write_staged(origin, compute, who, source, channel)
+        except BaseException:
+            self.end_batch()  # nothing staged: releases the lock
+            raise
+        versions = self.end_batch()
+        return versions[0] if staged is not None else None
+
+    def _write_staged(
+        self, origin: dns.name.Name, compute: Compute, who: str, source: str, channel: str
+    ) -> Version | None:
+        if not self._batch_locked:
+            # The batch's first write: hold the write lock until end_batch(),
+            # and take other processes' versions now (nobody can add one after).
+            self.journal.begin_locked()
+            self._batch_locked = True
+            self._poll_versions()
+        zone = self._zone(origin)
+        changeset = compute(zone)
+        if not changeset:
+            return None
+        return self.commit(zone, changeset, who, source, channel)
+
+    def replace_content(
+        self,
+        origin: dns.name.Name,
+        records: Iterable[Record],
+        who: str,
+        source: str,
+        channel: str,
+        max_share: float | None = None,
+    ) -> tuple[Plan, Version | None]:
+        """Make the zone's content equal `records` as one new version (import,
+        rollback, undo, a mirror's resync), through `write`.
+
+        The Plan is made against the newest content on every attempt; with
+        `max_share` its safety rail applies (PlanRefused, nothing written).
+        The new serial is the content's own when newer, else current + 1.
+        An empty plan writes no version: (plan, None).
+        """
+        wanted = list(records)
+        soa = wanted_soa(wanted)
+        plans: list[Plan] = []
+
+        def compute(zone: ZoneData) -> Changeset | None:
+            plan = plan_content(origin, zone.records(), wanted)
+            plans.append(plan)
+            if plan.empty:
+                return None
+            if max_share is not None:
+                plan.check(max_share)
+            return plan.changeset(soa)
+
+        version = self.write(origin, compute, who, source, channel)
+        return plans[-1], version
+
+    def _zone(self, origin: dns.name.Name) -> ZoneData:
+        zone = self.zone_for(origin)
+        if zone is None:
+            raise UserError(f"zone {origin.to_text()}: not served")
+        return zone
 
     def prepare(self, zone: ZoneData, changeset: Changeset) -> tuple[Changeset, int]:
-        """Add the SOA serial bump to a changeset (once per accepted message).
+        """The serial decision, in one place: add the SOA change to a changeset.
 
-        An update that itself adds a newer SOA keeps that serial (RFC 2136
-        §3.4.2.2 lets an UPDATE raise the serial); otherwise serial + 1.
+        A changeset that adds an SOA with a newer serial (an RFC 2136 UPDATE
+        may raise it, §3.4.2.2; imported content brings its own) keeps that
+        serial; otherwise the serial is current + 1 (RFC 1982, skipping 0 as
+        BIND does), with the added SOA's other fields when there is one.
         Every owner takes one spelling, as ZoneData keeps it: the stored case
         of an existing name, else the first spelling added. The journal's
         records table matches owners exactly, so it must see the same bytes.
@@ -209,7 +353,9 @@ class Store:
         added = [(spelling[o.lower()], t, ttl, r) for o, t, ttl, r in changeset.added if t != SOA]
         if new_soa is not None:
             serial = _soa_serial(new_soa)
-            soa: Record = (apex_soa[0], SOA, new_soa[2], new_soa[3])
+            if not dns.serial.Serial(serial) > dns.serial.Serial(zone.serial):
+                serial = next_serial(zone.serial)
+            soa: Record = (apex_soa[0], SOA, new_soa[2], soa_rdata_with_serial(new_soa[3], serial))
         else:
             serial = next_serial(zone.serial)
             soa = soa_with_serial(apex_soa, serial)
@@ -223,8 +369,10 @@ class Store:
         source: str,
         channel: str,
     ) -> Version:
-        """One new version: journal it, then publish it. The changeset must
-        change something.
+        """One step of `write`: journal a changeset computed against `zone`
+        as this store holds it, then publish it. No poll, no retry: if
+        another process journaled a version meanwhile, StaleJournal and
+        nothing changes. Channels call `write`; this is for it (and tests).
 
         The in-memory zone changes here too, but no query sees it before the
         journal commit: that happens in this same synchronous call, or,
@@ -232,83 +380,132 @@ class Store:
         version is only staged then, and its id is 0 until end_batch()).
         """
         full, serial = self.prepare(zone, changeset)
+        for check in self.checks:
+            check(zone, full, channel)  # may refuse (raise): nothing is changed yet
         new = NewVersion(zone_key(zone.origin), serial, full, who, source, channel, self.clock())
         entry = _Staged(zone, new)
         zone.apply(full)  # later updates of a batch are prepared against it
         if self._batch is not None:
             self._batch.append(entry)
             return entry.version(0)
-        return self._journal([entry])[0]
+        versions = self._journal([entry])
+        self._prune([entry])
+        self._publish([entry], versions)
+        return versions[0]
 
     def begin_batch(self) -> None:
-        """Stage commits until end_batch() (group commit: one transaction)."""
+        """Stage writes until end_batch() (group commit: one transaction)."""
         self._batch = []
+        self._batch_locked = False
 
     def in_batch(self) -> bool:
         """True while versions are staged but not yet journaled."""
         return bool(self._batch)
 
     def end_batch(self) -> list[Version]:
-        """Journal every staged version in one transaction, then notify.
+        """Journal every staged version in one transaction, then publish.
 
         On failure nothing was journaled: the zones are put back as the
         journal has them and the exception propagates (the caller must not
-        confirm any staged change).
+        confirm any staged change). Listeners run after the commit, isolated.
         """
         staged, self._batch = self._batch or [], None
-        if not staged:
-            return []
-        return self._journal(staged)
+        locked, self._batch_locked = self._batch_locked, False
+        try:
+            versions = self._journal(staged) if staged else []
+            if locked:
+                self.journal.commit_locked()
+        except BaseException:
+            if locked:
+                self.journal.rollback_locked()
+            for zone in {id(entry.zone): entry.zone for entry in staged}.values():
+                self._reload(zone)
+            raise
+        self._prune(staged)
+        self._publish(staged, versions)
+        return versions
 
     def _journal(self, staged: list[_Staged]) -> list[Version]:
+        """Append the staged versions (one transaction); nothing is published yet."""
         zones = {id(entry.zone): entry.zone for entry in staged}.values()
         expect = {zone_key(z.origin): self._last_id.get(z.apex, 0) for z in zones}
         try:
             ids = self.journal.append([entry.new for entry in staged], expect)
         except Exception:
             # Nothing was committed: put the zones back as the journal has them.
-            for zone in zones:
-                self._reload(zone)
+            if not self.journal.conn.in_transaction:
+                for zone in zones:
+                    self._reload(zone)
             raise
         versions = []
         for entry, version_id in zip(staged, ids, strict=True):
             versions.append(entry.version(version_id))
             self._last_id[entry.zone.apex] = version_id
-        for zone in zones:
-            self._maybe_prune(zone)
-        for entry, version in zip(staged, versions, strict=True):
-            for listener in self.listeners:
-                listener(entry.zone, version)
         return versions
 
+    def _prune(self, staged: list[_Staged]) -> None:
+        """Prune after a commit; a failure here never turns a durable commit into an error."""
+        if self.journal.conn.in_transaction:
+            return  # inside write()'s lock: the next commit prunes
+        for zone in {id(entry.zone): entry.zone for entry in staged}.values():
+            try:
+                self._maybe_prune(zone)
+            except Exception:  # noqa: BLE001 - the version is journaled; pruning can wait
+                self._hook_failed("prune")
+
+    def _publish(self, staged: list[_Staged], versions: list[Version]) -> None:
+        for entry, version in zip(staged, versions, strict=True):
+            self._notify(entry.zone, version)
+
+    # -- hooks after the commit ------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(zone, version)` after every new version is durable and
+        published (ours, or another process's found by poll; version None
+        when the zone was reloaded). Listeners cannot change the result."""
+        self.listeners.append(listener)
+
+    def _notify(self, zone: ZoneData, version: Version | None) -> None:
+        """Call every listener, each isolated: an exception in one is logged and
+        counted, and changes neither the writer's result nor the other calls."""
+        for listener in self.listeners:
+            try:
+                listener(zone, version)
+            except Exception:  # noqa: BLE001 - a listener never fails a durable commit
+                self._hook_failed(_hook_name(listener))
+
+    def _hook_failed(self, name: str) -> None:
+        """Count a failed hook; log it with its traceback the first time, then at
+        most one line per HOOK_LOG_INTERVAL (a failing mirror must not flood the log)."""
+        self.hook_errors[name] = self.hook_errors.get(name, 0) + 1
+        if self.on_hook_error is not None:
+            try:
+                self.on_hook_error(name)
+            except Exception:  # noqa: BLE001, S110 - metrics must not fail a commit either
+                pass
+        now = time.monotonic()
+        last = self._hook_logged.get(name)
+        if last is None:
+            log.exception("after-commit hook %s failed (the change is journaled)", name)
+        elif now - last[0] >= HOOK_LOG_INTERVAL:
+            total = self.hook_errors[name]
+            log.error(
+                "after-commit hook %s failed again (%d failures since the last report): %s",
+                name,
+                total - last[1],
+                sys.exc_info()[1],
+            )
+        else:
+            return
+        self._hook_logged[name] = (now, self.hook_errors[name])
+
     def _reload(self, zone: ZoneData) -> None:
-        fresh = ZoneData.from_records(zone.origin, self.journal.load(zone_key(zone.origin)))
+        with self.journal.reading():
+            records = list(self.journal.load(zone_key(zone.origin)))
+            last = self.journal.latest_id(zone_key(zone.origin))
+        fresh = ZoneData.from_records(zone.origin, records)
         zone.__dict__.update(fresh.__dict__)
-
-    def replace_content(
-        self, zone: ZoneData, records: set[Record], who: str, source: str, channel: str
-    ) -> Version | None:
-        """Make the zone's content equal `records` as one new version (import, rollback).
-
-        The new serial is the content's own when that is newer, else current + 1.
-        None when nothing would change: the same records, and an SOA that
-        differs at most by an older serial (importing the same file twice).
-        """
-        current = zone.record_set()
-        soa_rr = next((rr for rr in records if rr[1] == SOA), None)
-        if soa_rr is None:
-            raise UserError(f"zone {zone.origin}: the new content has no SOA")
-        wanted = {rr for rr in records if rr[1] != SOA}
-        changes = diff({rr for rr in current if rr[1] != SOA}, wanted)
-        serial = _soa_serial(soa_rr)
-        newer = dns.serial.Serial(serial) > dns.serial.Serial(zone.serial)
-        same_soa = soa_with_serial(soa_rr, zone.serial)[2:] == zone.soa_record()[2:]
-        if not changes and same_soa and not newer:
-            return None
-        if not newer:
-            serial = next_serial(zone.serial)
-        changes.added.append(soa_with_serial(soa_rr, serial))
-        return self.commit(zone, changes, who, source, channel)
+        self._last_id[zone.apex] = last
 
     def _maybe_prune(self, zone: ZoneData) -> None:
         """Keep the journal within the zone's limits, without a query per commit.
@@ -343,6 +540,9 @@ class Store:
         """
         if self._batch:
             return []
+        return self._poll_versions()
+
+    def _poll_versions(self) -> list[ZoneData]:
         data_version = self.journal.data_version()
         if data_version == self._data_version:
             return []
@@ -354,8 +554,7 @@ class Store:
             for version, changeset in pending:
                 zone.apply(changeset)
                 self._last_id[apex] = version.id
-                for listener in self.listeners:
-                    listener(zone, version)
+                self._notify(zone, version)
             if pending:
                 changed.append(zone)
         return changed

@@ -20,7 +20,6 @@ import dns.update
 from ddns_server import policy
 from ddns_server.dnsmsg import Source
 from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
-from ddns_server.journal import StaleJournal
 from ddns_server.model import PolicyRule, Zone
 from ddns_server.store import Store
 from ddns_server.update import process, zone_section
@@ -95,8 +94,6 @@ class UpdateProcessor:
         """Apply the update; the new serial, or None when nothing changed."""
         if not isinstance(query, dns.update.UpdateMessage):
             raise FormErr("not an UPDATE message")
-        # Versions other processes journaled (rollback, import) first.
-        self.store.poll()
         zone = self._zone(query)
         rules = self.policies.get(zone.apex, ())
         # Like BIND for unsigned requests, and for keys no rule names: refused
@@ -105,26 +102,24 @@ class UpdateProcessor:
             raise Refused("unsigned updates are not allowed")
         if key_name not in policy.granted_keys(rules):
             raise Refused(f"no update policy rule for key {who}")
-        for attempt in range(2):
-            changeset = process(zone, query, rules, key_name)
-            if not changeset:
-                return None
-            try:
-                version = self.store.commit(zone, changeset, who, source[0], CHANNEL)
-            except StaleJournal:
-                # Another process journaled a version meanwhile: read it, recompute.
-                if attempt:
-                    raise ServFail("the journal kept changing") from None
-                self.store.poll()
-                zone = self._zone(query)
-                continue
-            except Exception as e:
-                # The journal could not be written; Store.commit put the zone
-                # back as the journal has it: nothing changed.
-                log.exception("update %s: journal write failed", zone.origin)
-                raise ServFail(f"journal write failed: {e}") from e
-            return version.serial
-        return None
+        try:
+            # The store's one writer: reads other processes' versions, retries
+            # against a newer one, journals before anything is published.
+            version = self.store.write(
+                zone.origin,
+                lambda current: process(current, query, rules, key_name),
+                who,
+                source[0],
+                CHANNEL,
+            )
+        except DnsError:
+            raise  # a prerequisite, the policy or a pre-commit check refused it
+        except Exception as e:
+            # The journal could not be written; the store put the zone back
+            # as the journal has it: nothing changed.
+            log.exception("update %s: journal write failed", zone.origin)
+            raise ServFail(f"journal write failed: {e}") from e
+        return version.serial if version is not None else None
 
     def _zone(self, query: dns.update.UpdateMessage) -> ZoneData:
         """RFC 2136 §3.1.1: the zone section must name a zone served here."""

@@ -26,6 +26,7 @@ _ZONE_KEYS = (
     "dyndns_ttl",
     "journal_max_versions",
     "journal_max_age_days",
+    "max_change_share",
 )
 _RULE_KEYS = ("grant", "match", "name", "types")
 
@@ -79,7 +80,10 @@ def read_zones(reader: Reader, node: yaml.Node | None) -> tuple[Zone, ...]:
                 number = reader.integer(values[key], join(path, key), low, high)
                 if number is not None:
                     numbers[key] = number
-        if origin is None or len(reader.problems) != before:
+        share: float | None = 0.5
+        if "max_change_share" in values:
+            share = reader.number(values["max_change_share"], join(path, "max_change_share"), 0, 1)
+        if origin is None or share is None or len(reader.problems) != before:
             continue
         result.append(
             Zone(
@@ -92,6 +96,7 @@ def read_zones(reader: Reader, node: yaml.Node | None) -> tuple[Zone, ...]:
                 dyndns_ttl=numbers["dyndns_ttl"],
                 journal_max_versions=numbers["journal_max_versions"],
                 journal_max_age_days=numbers["journal_max_age_days"],
+                max_change_share=share,
             )
         )
     return tuple(result)

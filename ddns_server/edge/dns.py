@@ -12,7 +12,7 @@ from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python import log as twisted_log
 
-from ddns_server.dnsmsg import DnsHandler, error_response
+from ddns_server.dnsmsg import DnsHandler
 from ddns_server.metrics import LATENCY_SAMPLE, Metrics
 from ddns_server.store import Store
 
@@ -129,9 +129,10 @@ class DnsUdpPort(udp.Port):
             store.end_batch()
         except Exception:  # noqa: BLE001 - nothing was journaled: confirm nothing
             self.protocol.log_failure()
+            failure = self.protocol.handler.failure_response
             for data, addr in updates:
                 try:
-                    sendto(error_response(data, SERVFAIL), addr)
+                    sendto(failure(data, SERVFAIL), addr)
                 except OSError:
                     pass
             return  # answers computed from the unjournaled state are dropped

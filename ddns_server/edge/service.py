@@ -79,12 +79,13 @@ class Server:
         self.notifier = Notifier(
             reactor, config.zones, lambda result: self.metrics.notifies.labels(result).inc()
         )
-        self.store.listeners.append(self.notifier.on_version)
+        self.store.add_listener(self.notifier.on_version)
         self.dyndns = Dyndns2(
             self.store, lambda: self.config, lambda code: self.metrics.dyndns.labels(code).inc()
         )
         self.ports: list[IListeningPort] = []
-        self.store.listeners.append(self._on_version)
+        self.store.add_listener(self._on_version)
+        self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         self._poller = task.LoopingCall(self._poll)
 
     # -- lifecycle --------------------------------------------------------------

@@ -502,7 +502,7 @@ def test_versions_written_by_others_are_seen_first(env: Env) -> None:
     changed.add(
         (dns.name.from_text(f"home.{ZONE}").to_wire(), dns.rdatatype.A, 60, bytes([203, 0, 113, 5]))
     )
-    other.replace_content(zone, changed, "root", "local", "import")
+    other.replace_content(zone.origin, changed, "root", "local", "import")
     other.journal.close()
     assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("nochg 203.0.113.5",)
 

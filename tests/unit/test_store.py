@@ -157,7 +157,8 @@ def test_commit_bumps_the_serial_and_records_the_version(store: Store) -> None:
 def test_commit_wraps_the_serial(store: Store) -> None:
     zone = zone_of(store)
     soa = zone.soa()
-    for serial, expected in ((0xFFFFFFFE, 0xFFFFFFFF), (None, 1), (None, 2)):
+    # RFC 1982: a serial is only "newer" within 2**31, so go up in two steps.
+    for serial, expected in ((4_000_000_000, 4_000_000_001), (0xFFFFFFFE, 0xFFFFFFFF), (None, 1)):
         if serial is not None:
             new_soa = rr("@", "SOA", soa.replace(serial=serial).to_text(), 3600)
             store.commit(zone, Changeset(added=[new_soa]), "op", "local", "rfc2136")
@@ -172,6 +173,18 @@ def test_commit_keeps_a_newer_serial_given_in_the_changeset(store: Store) -> Non
     new_soa = rr("@", "SOA", "ns1 hostmaster 2030010100 3600 600 604800 300", 3600)
     version = store.commit(zone, Changeset(added=[new_soa]), "k", "l", "rfc2136")
     assert version.serial == zone.serial == 2030010100
+    journal_matches_memory(store)
+
+
+def test_an_older_serial_in_the_changeset_is_bumped_instead(store: Store) -> None:
+    """One serial rule for every writer: an added SOA whose serial is not newer
+    keeps its other fields, and the serial goes current + 1."""
+    zone = zone_of(store)
+    before = zone.serial
+    old_soa = rr("@", "SOA", "ns1 hostmaster 1 7200 600 604800 300", 3600)
+    version = store.commit(zone, Changeset(added=[old_soa]), "k", "l", "import")
+    assert version.serial == zone.serial == next_serial(before)
+    assert zone.soa().refresh == 7200
     journal_matches_memory(store)
 
 
@@ -252,21 +265,21 @@ def test_replace_content_makes_one_new_version(store: Store) -> None:
     zone = zone_of(store)
     wanted = {r for r in seed() if r[0].lower() != name_to_wire(dns.name.from_text("www", ORIGIN))}
     wanted.add(rr("imported", "A", "192.0.2.44"))
-    version = store.replace_content(zone, wanted, "admin", "local", "import")
+    version = store.replace_content(ORIGIN, wanted, "admin", "local", "import")[1]
     assert version is not None and version.channel == "import"
     assert version.serial == zone.serial == 2026112502  # the file's serial is not newer: +1
     non_soa = {r for r in zone.record_set() if r[1] != dns.rdatatype.SOA}
     assert non_soa == {r for r in wanted if r[1] != dns.rdatatype.SOA}
     journal_matches_memory(store)
     # the same content again changes nothing, also with the file's own (older) serial
-    assert store.replace_content(zone, zone.record_set(), "admin", "local", "import") is None
-    assert store.replace_content(zone, wanted, "admin", "local", "import") is None
+    assert store.replace_content(ORIGIN, zone.record_set(), "admin", "local", "import")[1] is None
+    assert store.replace_content(ORIGIN, wanted, "admin", "local", "import")[1] is None
     assert len(store.journal.versions(KEY)) == 2
     # but another SOA field is a change, even with an older serial
     soa = zone.soa()
     other_soa = rr("@", "SOA", soa.replace(serial=1, refresh=7200).to_text(), 3600)
     changed = {r for r in wanted if r[1] != dns.rdatatype.SOA} | {other_soa}
-    version = store.replace_content(zone, changed, "admin", "local", "import")
+    version = store.replace_content(ORIGIN, changed, "admin", "local", "import")[1]
     assert version is not None and version.serial == 2026112503
     assert zone.soa().refresh == 7200
 
@@ -275,13 +288,13 @@ def test_replace_content_takes_a_newer_serial_from_the_content(store: Store) -> 
     zone = zone_of(store)
     content = {r for r in seed() if r[1] != dns.rdatatype.SOA}
     content.add(rr("@", "SOA", "ns1 hostmaster 2030000000 3600 600 604800 300", 3600))
-    version = store.replace_content(zone, content, "admin", "local", "import")
+    version = store.replace_content(ORIGIN, content, "admin", "local", "import")[1]
     assert version is not None and zone.serial == 2030000000
 
 
 def test_replace_content_needs_an_soa(store: Store) -> None:
     with pytest.raises(UserError, match="no SOA"):
-        store.replace_content(zone_of(store), {rr("x", "A", "192.0.2.1")}, "a", "l", "import")
+        store.replace_content(ORIGIN, {rr("x", "A", "192.0.2.1")}, "a", "l", "import")
 
 
 def test_rollback_content(store: Store) -> None:
@@ -293,8 +306,8 @@ def test_rollback_content(store: Store) -> None:
     store.commit(zone, Changeset(removed=[rr("www", "A", "192.0.2.10", 3600)]), "k", "l", "x")
     assert store.journal.content_at(KEY, v1) == first
     serial_before = zone.serial
-    version = store.replace_content(
-        zone, store.journal.content_at(KEY, v1), "op", "local", "rollback"
+    _plan, version = store.replace_content(
+        ORIGIN, store.journal.content_at(KEY, v1), "op", "local", "rollback"
     )
     assert version is not None and version.channel == "rollback"
     assert version.serial == next_serial(serial_before)
