@@ -40,7 +40,7 @@ from ddns_server.dyndns2 import (
 from ddns_server.journal import Journal
 from ddns_server.passwords import verify_password
 from ddns_server.store import Store, records_from_text, zone_key
-from ddns_server.zonedata import Record, ZoneData
+from ddns_server.zonedata import Changeset, Record, ZoneData
 
 ZONE = "dyn.example.test"
 OTHER_ZONE = "other.example.test"
@@ -505,6 +505,56 @@ def test_versions_written_by_others_are_seen_first(env: Env) -> None:
     other.replace_content(zone.origin, changed, "root", "local", "import")
     other.journal.close()
     assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("nochg 203.0.113.5",)
+
+
+def test_another_process_writing_first_is_retried_not_dnserr(env: Env) -> None:
+    """Another process journals between the request's read and its commit: the
+    store's writer computes the change again on the newer version (`good`, not
+    `dnserr`), and the other process's change stays."""
+    other = Store(Journal(env.store.journal.path))
+    origin = dns.name.from_text(ZONE)
+    other.open_zone(origin)
+    nas = (
+        dns.name.from_text(f"nas.{ZONE}").to_wire(),
+        dns.rdatatype.A,
+        60,
+        bytes([203, 0, 113, 9]),
+    )
+    calls: list[int] = []
+
+    def interloper(zone: ZoneData, changeset: Changeset, channel: str) -> None:
+        calls.append(zone.serial)
+        if len(calls) == 1:
+            old = zone.records_at(nas[0], dns.rdatatype.A)
+            other.write(origin, lambda z: Changeset(removed=old, added=[nas]), "op", "l", "import")
+
+    env.store.checks.append(interloper)
+    serial = env.zone.serial
+    try:
+        answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5")
+    finally:
+        other.journal.close()
+    assert answer.lines == ("good 203.0.113.5",)
+    assert calls == [serial, serial + 1]
+    assert env.addresses(f"home.{ZONE}", "A") == ["203.0.113.5"]
+    assert env.addresses(f"nas.{ZONE}", "A") == ["203.0.113.9"]
+    assert env.zone.serial == serial + 2
+    assert set(env.store.journal.load(zone_key(origin))) == env.zone.record_set()
+
+
+def test_good_when_a_listener_raises(env: Env) -> None:
+    seen: list[int] = []
+
+    def broken(zone: ZoneData, version: object) -> None:
+        raise RuntimeError("mirror down")
+
+    env.store.add_listener(broken)
+    env.store.add_listener(lambda zone, version: seen.append(zone.serial))
+    serial = env.zone.serial
+    assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("good 203.0.113.5",)
+    latest = env.store.journal.versions(zone_key(dns.name.from_text(ZONE)), 1)[0]
+    assert latest.serial == serial + 1 == env.zone.serial and latest.channel == "dyndns2"
+    assert seen == [serial + 1] and list(env.store.hook_errors.values()) == [1]
 
 
 def test_one_log_line_per_update(env: Env, caplog: pytest.LogCaptureFixture) -> None:

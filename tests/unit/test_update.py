@@ -729,3 +729,56 @@ def test_processor_sees_versions_of_other_processes(served: Served) -> None:
     assert served.send(message).rcode() == dns.rcode.NOERROR
     assert served.zone.rdataset(n("elsewhere"), dns.rdatatype.A) is not None
     assert served.zone.rdataset(n("after"), dns.rdatatype.A) is not None
+
+
+# -- through the store's one writer: another process first, a listener that raises ----------
+
+
+def test_processor_retries_when_another_process_wrote_first(served: Served) -> None:
+    """The other process journals between the update's read and its commit: the
+    update is computed again on the newer version (no SERVFAIL, nothing lost)."""
+    other = Store(Journal(served.path))
+    other.open_zone(ORIGIN)
+    calls: list[int] = []
+
+    def interloper(zone: ZoneData, changeset: Changeset, channel: str) -> None:
+        calls.append(zone.serial)
+        if len(calls) == 1:
+            other.write(
+                ORIGIN,
+                lambda z: Changeset(
+                    added=[(n("cli").to_wire(), dns.rdatatype.A, 60, b"\xc0\0\2\x09")]
+                ),
+                "op",
+                "local",
+                "import",
+            )
+
+    served.store.checks.append(interloper)
+    serial = served.zone.serial
+    try:
+        response = served.send(add_message())
+    finally:
+        other.journal.close()
+    assert response.rcode() == dns.rcode.NOERROR
+    assert calls == [serial, serial + 1]
+    assert served.zone.serial == serial + 2
+    assert served.zone.rdataset(n("new"), dns.rdatatype.A) is not None
+    assert served.zone.rdataset(n("cli"), dns.rdatatype.A) is not None
+    assert set(served.store.journal.load("example.test.")) == served.zone.record_set()
+
+
+def test_processor_answers_noerror_when_a_listener_raises(served: Served) -> None:
+    seen: list[int] = []
+
+    def broken(zone: ZoneData, version: object) -> None:
+        raise RuntimeError("mirror down")
+
+    served.store.add_listener(broken)
+    served.store.add_listener(lambda zone, version: seen.append(zone.serial))
+    serial = served.zone.serial
+    response = served.send(add_message())
+    assert response.rcode() == dns.rcode.NOERROR and response.had_tsig
+    latest = served.store.journal.versions("example.test.", 1)[0]
+    assert latest.serial == serial + 1 == served.zone.serial and seen == [serial + 1]
+    assert list(served.store.hook_errors.values()) == [1]  # counted

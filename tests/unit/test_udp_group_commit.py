@@ -1,0 +1,182 @@
+"""The UDP group commit (edge/dns.py DnsUdpPort.doRead): no reply before the
+journal commit, and no held answer after a failed one.
+
+A real UDP socket on loopback and a real journal; the port's read loop is
+driven by calling doRead() (Twisted's MemoryReactorClock only records the reader).
+What the server sends is observed at the socket: each sendto records what a
+second connection to the journal (another process) sees at that moment.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+import dns.update
+import pytest
+from prometheus_client import CollectorRegistry
+from twisted.internet.testing import MemoryReactorClock
+
+from ddns_server import config
+from ddns_server.config import PolicyRule
+from ddns_server.dnsmsg import DnsHandler
+from ddns_server.edge.dns import DnsUdp, DnsUdpPort
+from ddns_server.journal import Journal
+from ddns_server.metrics import Metrics
+from ddns_server.query import QueryEngine
+from ddns_server.store import Store, records_from_file, zone_key
+from ddns_server.updates import UpdateProcessor
+from ddns_server.zonedata import ZoneData
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+ORIGIN = dns.name.from_text("dyn.example.test")
+KEY = zone_key(ORIGIN)
+KEY_NAME = dns.name.from_text("home-key")
+KEYRING = {KEY_NAME: dns.tsig.Key(KEY_NAME, "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=")}
+RULES = (PolicyRule(KEY_NAME, "zonesub", None, None),)
+
+
+class SpySocket:
+    """The port's socket, recording the journal's latest version id (as another
+    connection sees it) at every send."""
+
+    def __init__(self, sock: socket.socket, observer: Journal) -> None:
+        self.sock = sock
+        self.observer = observer
+        self.sent: list[tuple[bytes, int]] = []  # (response, latest id visible when sent)
+
+    def recvfrom(self, size: int) -> tuple[bytes, Any]:
+        return self.sock.recvfrom(size)
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        self.sent.append((data, self.observer.latest_id(KEY)))
+        return self.sock.sendto(data, addr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+@dataclass
+class Udp:
+    store: Store
+    port: DnsUdpPort
+    spy: SpySocket
+    client: socket.socket
+    observer: Journal
+    calls: list[int] = field(default_factory=list)
+
+    @property
+    def zone(self) -> ZoneData:
+        zone = self.store.zone_for(ORIGIN)
+        assert zone is not None
+        return zone
+
+    def send(self, *messages: dns.message.Message) -> None:
+        """Queue datagrams at the port, then run one pass of its read loop."""
+        address = self.port.socket.getsockname()
+        for message in messages:
+            self.client.sendto(message.to_wire(), address)
+        self.port.doRead()
+
+
+def update(host: str, address: str = "192.0.2.77") -> dns.update.UpdateMessage:
+    message = dns.update.UpdateMessage(ORIGIN)
+    message.add(dns.name.from_text(host, ORIGIN), 60, "A", address)
+    message.use_tsig(KEYRING, KEY_NAME, algorithm=dns.tsig.HMAC_SHA256)
+    return message
+
+
+@pytest.fixture
+def udp(tmp_path: Path) -> Iterator[Udp]:
+    path = tmp_path / "journal.sqlite3"
+    store = Store(Journal(path))
+    store.open_zone(ORIGIN, records_from_file(DATA / "example.zone", ORIGIN))
+    handler = DnsHandler(QueryEngine(store.zones), dict(KEYRING))
+    handler.updates = UpdateProcessor(store, [config.Zone(ORIGIN, None, RULES)])
+    metrics = Metrics(CollectorRegistry(), lambda: store.zones)
+    protocol = DnsUdp(handler, metrics, store)
+    port = DnsUdpPort(0, protocol, interface="127.0.0.1", reactor=MemoryReactorClock())
+    port.startListening()
+    observer = Journal(path)
+    spy = SpySocket(port.socket, observer)
+    port.socket = spy
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(2)
+    yield Udp(store, port, spy, client, observer)
+    client.close()
+    port.socket = spy.sock
+    port.stopListening()
+    observer.close()
+    store.journal.close()
+
+
+def parse(wire: bytes, request: dns.message.Message) -> dns.message.Message:
+    return dns.message.from_wire(wire, keyring=KEYRING, request_mac=request.mac or b"")
+
+
+def test_replies_leave_only_after_the_journal_commit(udp: Udp) -> None:
+    before = udp.observer.latest_id(KEY)
+    first, second = update("g1"), update("g2")
+    query = dns.message.make_query(dns.name.from_text("www", ORIGIN), "A")
+    udp.send(first, query, second)
+    # every reply of the pass, the plain query's too, left after the commit
+    assert len(udp.spy.sent) == 3
+    latest = udp.observer.latest_id(KEY)
+    assert latest == before + 2  # two versions, one transaction
+    assert [seen for _wire, seen in udp.spy.sent] == [latest] * 3
+    requests = (first, query, second)
+    answers = [parse(wire, r) for (wire, _seen), r in zip(udp.spy.sent, requests, strict=True)]
+    assert [a.rcode() for a in answers] == [dns.rcode.NOERROR] * 3
+
+
+def test_a_failed_commit_answers_servfail_signed_and_drops_held_answers(udp: Udp) -> None:
+    # The journal refuses the write (as a full disk would) when the batch commits.
+    udp.observer.conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON versions BEGIN SELECT RAISE(ABORT, 'full'); END"
+    )
+    zone = udp.zone
+    before = (zone.serial, zone.record_set(), udp.observer.latest_id(KEY))
+    request = update("lost")
+    query = dns.message.make_query(dns.name.from_text("lost", ORIGIN), "A")
+    udp.send(request, query)
+    # The UPDATE gets SERVFAIL, signed (TSIG verified here); the query's answer,
+    # computed from the unjournaled content, is never sent.
+    (wire, _seen) = udp.spy.sent[0]
+    assert len(udp.spy.sent) == 1
+    reply = parse(wire, request)
+    assert reply.rcode() == dns.rcode.SERVFAIL and reply.had_tsig
+    assert (zone.serial, zone.record_set(), udp.observer.latest_id(KEY)) == before
+    assert not udp.store.journal.conn.in_transaction  # the lock was released
+    # and the next pass works again once the journal does
+    udp.observer.conn.execute("DROP TRIGGER refuse")
+    udp.spy.sent.clear()
+    request = update("back")
+    udp.send(request)
+    assert parse(udp.spy.sent[0][0], request).rcode() == dns.rcode.NOERROR
+    assert udp.zone.serial == before[0] + 1
+
+
+def test_a_raising_listener_changes_no_udp_answer(udp: Udp) -> None:
+    seen: list[int] = []
+
+    def broken(zone: ZoneData, version: object) -> None:
+        raise RuntimeError("mirror down")
+
+    udp.store.add_listener(broken)
+    udp.store.add_listener(lambda zone, version: seen.append(zone.serial))
+    serial = udp.zone.serial
+    request = update("g1")
+    udp.send(request)
+    (wire, committed) = udp.spy.sent[0]
+    assert parse(wire, request).rcode() == dns.rcode.NOERROR
+    assert committed == udp.observer.latest_id(KEY) and udp.zone.serial == serial + 1
+    assert seen == [serial + 1] and list(udp.store.hook_errors.values()) == [1]
