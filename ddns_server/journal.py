@@ -436,17 +436,11 @@ class Journal:
             content.update(cs.removed)
         return content
 
-    def locked(self) -> _transaction:
-        """The write lock for a block (BEGIN IMMEDIATE ... COMMIT/ROLLBACK).
-
-        What is read inside is what the appends inside are based on: no other
-        process can journal a version in between (so no StaleJournal). Held
-        briefly: other processes wait for it (busy_timeout).
-        """
-        return _transaction(self.conn)
-
     def begin_locked(self) -> None:
-        """Take the write lock until commit_locked()/rollback_locked() (group commit)."""
+        """Take the write lock until commit_locked()/rollback_locked() (a group
+        commit): what is read meanwhile is what the appends are based on, as
+        no other process can journal a version in between (no StaleJournal).
+        Other processes wait for it (busy_timeout): hold it briefly."""
         if not self.conn.in_transaction:
             self.conn.execute("BEGIN IMMEDIATE")
 
@@ -492,7 +486,7 @@ def net_changes(changesets: Iterable[Changeset]) -> Changeset:
 class _transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception.
 
-    Inside a transaction already open on the connection (Journal.locked, a
+    Inside a transaction already open on the connection (begin_locked: a
     group commit) it does nothing: the outer one commits or rolls back.
     """
 

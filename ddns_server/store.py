@@ -169,6 +169,7 @@ class Store:
         self._version_count: dict[bytes, int] = {}
         self._batch: list[_Staged] | None = None
         self._batch_locked = False
+        self._lock_failed: Exception | None = None
         self._age_pruned: dict[bytes, float] = {}
         # Pre-commit checks: check(zone, changeset, channel) raises to refuse
         # (size and policy limits); the changeset includes the serial bump.
@@ -277,9 +278,17 @@ class Store:
         self, origin: dns.name.Name, compute: Compute, who: str, source: str, channel: str
     ) -> Version | None:
         if not self._batch_locked:
+            if self._lock_failed is not None:
+                # Once per batch: a pass of many UPDATEs must not wait the
+                # busy timeout for each of them.
+                raise self._lock_failed
             # The batch's first write: hold the write lock until end_batch(),
             # and take other processes' versions now (nobody can add one after).
-            self.journal.begin_locked()
+            try:
+                self.journal.begin_locked()
+            except Exception as e:
+                self._lock_failed = e
+                raise
             self._batch_locked = True
             self._poll_versions()
         zone = self._zone(origin)
@@ -397,6 +406,7 @@ class Store:
         """Stage writes until end_batch() (group commit: one transaction)."""
         self._batch = []
         self._batch_locked = False
+        self._lock_failed = None
 
     def in_batch(self) -> bool:
         """True while versions are staged but not yet journaled."""

@@ -308,3 +308,38 @@ def test_rollback_retries_against_the_newer_version(
     non_soa = {r for r in content(store) if r[1] != dns.rdatatype.SOA}
     assert non_soa == {r for r in target if r[1] != dns.rdatatype.SOA}
     journal_matches_memory(store)
+
+
+def test_a_batch_that_cannot_get_the_lock_fails_its_writes_and_changes_nothing(
+    store: Store, path: Path
+) -> None:
+    """Another process holds the journal's write lock beyond the busy timeout:
+    each write of the pass fails (the first waits, the others at once)."""
+    import sqlite3
+
+    other = Journal(path)
+    store.journal.conn.execute("PRAGMA busy_timeout = 50")
+    zone = zone_of(store)
+    before = (zone.serial, zone.record_set(), store.journal.latest_id(KEY))
+    other.begin_locked()
+    try:
+        store.begin_batch()
+        for i in range(3):
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                store.write(
+                    ORIGIN,
+                    lambda z, i=i: Changeset(added=[rr(f"b{i}", "A", "192.0.2.1")]),
+                    "k",
+                    "l",
+                    "x",
+                )
+        assert store.end_batch() == []
+    finally:
+        other.rollback_locked()
+        other.close()
+    assert (zone.serial, zone.record_set(), store.journal.latest_id(KEY)) == before
+    # the next pass gets the lock again
+    store.begin_batch()
+    store.write(ORIGIN, lambda z: Changeset(added=[rr("b", "A", "192.0.2.1")]), "k", "l", "x")
+    assert [v.serial for v in store.end_batch()] == [before[0] + 1]
+    journal_matches_memory(store)
