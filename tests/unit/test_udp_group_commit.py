@@ -25,15 +25,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from twisted.internet.testing import MemoryReactorClock
 
-from ddns_server import config
-from ddns_server.config import PolicyRule
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.edge.dns import DnsUdp, DnsUdpPort
 from ddns_server.journal import Journal
 from ddns_server.metrics import Metrics
+from ddns_server.model import PolicyRule, Zone
 from ddns_server.query import QueryEngine
 from ddns_server.store import Store, records_from_file, zone_key
-from ddns_server.updates import UpdateProcessor
+from ddns_server.update_handler import UpdateProcessor
 from ddns_server.zonedata import ZoneData
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -100,7 +99,7 @@ def udp(tmp_path: Path) -> Iterator[Udp]:
     store = Store(Journal(path))
     store.open_zone(ORIGIN, records_from_file(DATA / "example.zone", ORIGIN))
     handler = DnsHandler(QueryEngine(store.zones), dict(KEYRING))
-    handler.updates = UpdateProcessor(store, [config.Zone(ORIGIN, None, RULES)])
+    handler.updates = UpdateProcessor(store, [Zone(ORIGIN, None, RULES)])
     metrics = Metrics(CollectorRegistry(), lambda: store.zones)
     protocol = DnsUdp(handler, metrics, store)
     port = DnsUdpPort(0, protocol, interface="127.0.0.1", reactor=MemoryReactorClock())
