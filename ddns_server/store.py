@@ -123,16 +123,6 @@ def soa_with_serial(record: Record, serial: int) -> Record:
     return (owner, rdtype, ttl, soa_rdata_with_serial(rdata, serial))
 
 
-def diff(old: set[Record], new: set[Record]) -> Changeset:
-    """The changeset that turns `old` into `new` (owners compared case-insensitively)."""
-    old_keys = {(o.lower(), t, ttl, r): (o, t, ttl, r) for o, t, ttl, r in old}
-    new_keys = {(o.lower(), t, ttl, r): (o, t, ttl, r) for o, t, ttl, r in new}
-    return Changeset(
-        removed=[rr for key, rr in old_keys.items() if key not in new_keys],
-        added=[rr for key, rr in new_keys.items() if key not in old_keys],
-    )
-
-
 @dataclass
 class _Staged:
     """A version prepared and applied in memory, not yet journaled."""
@@ -319,7 +309,7 @@ class Store:
         plans: list[Plan] = []
 
         def compute(zone: ZoneData) -> Changeset | None:
-            plan = plan_content(origin, zone.records(), wanted)
+            plan = plan_content(origin, zone.record_set(), wanted)
             plans.append(plan)
             if plan.empty:
                 return None

@@ -18,10 +18,10 @@ import pytest
 
 from ddns_server.errors import UserError
 from ddns_server.journal import Journal, StaleJournal, Version
+from ddns_server.plan import plan_content
 from ddns_server.store import (
     Store,
     ZoneLimits,
-    diff,
     next_serial,
     records_from_file,
     zone_key,
@@ -316,12 +316,13 @@ def test_rollback_content(store: Store) -> None:
     journal_matches_memory(store)
 
 
-def test_diff_compares_owners_case_insensitively() -> None:
-    a = rr("www", "A", "192.0.2.1")
-    upper = (a[0].upper(), *a[1:])
-    assert not diff({a}, {upper})
-    change = diff({a}, {rr("www", "A", "192.0.2.2")})
-    assert change.removed == [a] and len(change.added) == 1
+def test_plan_compares_owners_case_insensitively(store: Store) -> None:
+    current = zone_of(store).record_set()
+    www = rr("www", "A", "192.0.2.10", 3600)
+    upper = (www[0].upper(), *www[1:])
+    assert plan_content(ORIGIN, current, (current - {www}) | {upper}).empty
+    plan = plan_content(ORIGIN, current, (current - {www}) | {rr("www", "A", "192.0.2.2")})
+    assert plan.removed == (www,) and len(plan.added) == 1
 
 
 # -- two writers on one journal -----------------------------------------------------------
