@@ -12,6 +12,7 @@ CORE = (
     "keys",
     "model",
     "passwords",
+    "plan",
     "policy",
     "query",
     "store",
