@@ -69,7 +69,7 @@ def untouched(d: DnspodDouble) -> list[tuple[str, str, str, str]]:
     return sorted(
         (r["Name"], r["Type"], r["Value"], r["Line"])
         for r in d.domain_records(DOMAIN)
-        if r["Name"] in ("other", "@") and r["Type"] in ("A", "NS") or r["Line"] != "默认"
+        if (r["Name"], r["Type"]) in (("other", "A"), ("@", "NS")) or r["Line"] != "默认"
     )
 
 
@@ -90,11 +90,8 @@ def test_stored_form_is_dnspods(double: DnspodDouble) -> None:
     assert {r["Name"] for r in stored if r["Type"] == "MX"} == {"dyn"}
     (txt,) = [r for r in stored if r["Type"] == "TXT"]
     assert txt["Value"] == "v=spf1 -all" and txt["Name"] == "home.dyn"
-    assert all(
-        r["Line"] == "默认"
-        for r in stored
-        if r["Name"] != "home.dyn" or r["Type"] != "A" or r["Value"] != "10.0.0.1"
-    )
+    # everything is written on the default line; only the fixture's record is on another
+    assert [r["Value"] for r in stored if r["Line"] != "默认"] == ["10.0.0.1"]
 
 
 def test_apex_is_at_and_full_read(double: DnspodDouble) -> None:
