@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the programs the integration tests drive are installed:
 #   named (bind9), dig + nsupdate (bind9-dnsutils), knsupdate + kdig
-#   (knot-dnsutils), ddclient, inadyn, curl.
+#   (knot-dnsutils), ddclient, inadyn, curl, pdns_server (pdns-server with
+#   pdns-backend-sqlite3: the octodns mirror's peer).
 #
 # Installs what is missing with apt-get when we are root or have passwordless
 # sudo, without leaving the packages' daemons running (a policy-rc.d that
@@ -20,7 +21,10 @@ set -euo pipefail
 # named and inadyn live in sbin, which is not on every user's PATH.
 export PATH="${PATH:-/usr/bin:/bin}:/usr/sbin:/sbin:/usr/local/sbin"
 
-COMMANDS=(named dig nsupdate knsupdate kdig ddclient inadyn curl perl:IO::Socket::SSL)
+# perl:MODULE is a Perl module, file:PATH a file a package installs (a backend)
+PDNS_SQLITE_SCHEMA=/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql
+COMMANDS=(named dig nsupdate knsupdate kdig ddclient inadyn curl perl:IO::Socket::SSL
+    pdns_server "file:$PDNS_SQLITE_SCHEMA")
 declare -A PACKAGE=(
     [named]=bind9
     [dig]=bind9-dnsutils
@@ -32,11 +36,16 @@ declare -A PACKAGE=(
     [curl]=curl
     # ddclient's HTTPS (only recommended by its package, which we install without recommends)
     [perl:IO::Socket::SSL]=libio-socket-ssl-perl
+    # the octodns mirror's peer: PowerDNS with its sqlite3 backend
+    [pdns_server]=pdns-server
+    ["file:$PDNS_SQLITE_SCHEMA"]=pdns-backend-sqlite3
 )
 # daemons the packages may start, and their systemd units
-DAEMONS=(named ddclient inadyn)
-declare -A UNIT=([named]=named.service [ddclient]=ddclient.service [inadyn]=inadyn.service)
-declare -A DAEMON_PACKAGE=([named]=bind9 [ddclient]=ddclient [inadyn]=inadyn)
+DAEMONS=(named ddclient inadyn pdns_server)
+declare -A UNIT=([named]=named.service [ddclient]=ddclient.service [inadyn]=inadyn.service
+    [pdns_server]=pdns.service)
+declare -A DAEMON_PACKAGE=([named]=bind9 [ddclient]=ddclient [inadyn]=inadyn
+    [pdns_server]=pdns-server)
 
 # The path is a variable so that the script's own tests can point it elsewhere.
 POLICY_RC_D="${POLICY_RC_D:-/usr/sbin/policy-rc.d}"
@@ -63,6 +72,7 @@ missing_commands() {
     for cmd in "${COMMANDS[@]}"; do
         case "$cmd" in
             perl:*) perl -M"${cmd#perl:}" -e 1 >/dev/null 2>&1 || printf '%s\n' "$cmd" ;;
+            file:*) [ -e "${cmd#file:}" ] || printf '%s\n' "$cmd" ;;
             *) command -v "$cmd" >/dev/null 2>&1 || printf '%s\n' "$cmd" ;;
         esac
     done

@@ -57,7 +57,8 @@ def check_create_replace_delete(provider: Provider, zone: str) -> None:
     assert managed(provider, first) == sorted(first)
 
     provider.apply(put(second))
-    assert managed(provider, second) == sorted(second)
+    got = managed(provider, second)
+    assert got == sorted(second), got
 
     # a delete of one type leaves the other types at the same name alone
     provider.apply(delete(second[:1]))
