@@ -108,6 +108,8 @@ class CloudflareProvider:
             payload.update(_content_fields(rrset.rdtype, value))
             if rrset.rdtype in PROXIABLE:
                 payload["proxied"] = self.proxied
+                if self.proxied:
+                    payload["ttl"] = 1  # Cloudflare keeps proxied records on "automatic"
             payloads.append(payload)
         return payloads
 

@@ -122,7 +122,10 @@ class OctodnsProvider:
 
     def _populate(self) -> dict[tuple[str, str], Any]:
         zone = self._zone()
-        self._call(self.provider.populate, zone, target=True, lenient=True)
+        exists = self._call(self.provider.populate, zone, target=True, lenient=True)
+        if exists is False:  # None: a plug-in that does not say
+            # Never let a push create the zone (octodns-powerdns would, from our RRsets alone).
+            raise PermanentError(f"octodns: the zone {self.zone} does not exist at the provider")
         return {(owner(r.fqdn), str(r._type)): r for r in zone.records}
 
     def _record(self, zone: Any, rrset: RRset) -> Any:

@@ -82,8 +82,11 @@ def test_zone_looked_up_by_name_and_proxied(double: CloudflareDouble) -> None:
     rrset = RRset(f"home.dyn.{ZONE}", "A", 300, ("192.0.2.1",))
     p.apply(put([rrset]))
     (record,) = [r for r in double.zone_records(double.zone_id) if r["name"].startswith("home")]
-    assert record["proxied"] is True
+    assert record["proxied"] is True and record["ttl"] == 1  # proxied: TTL "automatic"
     assert ("GET", "/client/v4/zones?name=example.test") in double.calls
+    double.calls.clear()
+    p.apply(put([rrset]))
+    assert double.writes == []  # a proxied record is not rewritten on every push
 
 
 def test_idempotent_reapply_writes_nothing(double: CloudflareDouble) -> None:

@@ -245,6 +245,15 @@ def test_rejected_record_and_unknown_class_are_permanent(zone: Pdns) -> None:
         OctodnsProvider({"class": "octodns_powerdns.PowerDnsProvider", "bogus": 1}, ZONE)
 
 
+def test_missing_zone_is_permanent_and_never_created(zone: Pdns) -> None:
+    p = OctodnsProvider(zone.options(), "elsewhere.test.")
+    elsewhere = RRset("home.elsewhere.test.", "A", 60, ("192.0.2.1",))
+    with pytest.raises(PermanentError, match="does not exist"):
+        p.apply(put([elsewhere]))
+    zones = {z["name"] for z in zone.api("GET", "zones")}
+    assert "elsewhere.test." not in zones
+
+
 def test_peer_down_is_transient(pdns: Pdns) -> None:
     port = free_port("tcp")
     p = OctodnsProvider(pdns.options(port=port, timeout=2), ZONE)
