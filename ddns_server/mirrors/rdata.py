@@ -31,8 +31,8 @@ def zone_name(name: str) -> str:
 
 
 def owner(name: str) -> str:
-    """A provider's record name as `RRset.name` wants it: absolute, lower case,
-    escapes undone where they are plain characters (Route 53 writes "*" as \\052)."""
+    """A provider's record name as `RRset.name` wants it: absolute, lower case
+    (master-file escapes, which are decimal, undone where they are plain characters)."""
     return dns.name.from_text(name).to_text().lower()
 
 

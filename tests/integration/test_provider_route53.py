@@ -167,10 +167,15 @@ def test_one_batch_per_push_and_idempotent_reapply(moto: Moto) -> None:
     assert managed(provider, sample(ZONE)) == sorted(sample(ZONE))
     calls.clear()
     provider.apply(delete(sample(ZONE)))
-    assert calls == ["GET", "POST"]  # read what to delete, then one batch
+    assert calls == ["GET", "POST"]  # list the zone for what to delete, then one batch
     calls.clear()
     provider.apply(delete(sample(ZONE)))  # already gone: only the read
     assert calls == ["GET"]
+    provider.apply(put(sample(ZONE)[:2]))
+    calls.clear()
+    provider.apply(delete(sample(ZONE)[:2]))  # few keys: looked up one by one
+    assert calls == ["GET", "GET", "POST"]
+    assert provider.read(keys(sample(ZONE)[:2])) == []
     assert provider.read(keys(sample(ZONE)) + [OUTSIDE.key]) == [OUTSIDE]
     provider.close()
 
