@@ -34,6 +34,7 @@ OPTIONS: Mapping[str, Option] = {
 
 AUTO_TTL = 300  # what Cloudflare's "automatic" TTL (1) stands for
 PER_PAGE = 100
+FEW_KEYS = 3  # up to this many keys are listed one by one; more list the zone once
 PROXIABLE = {"A", "AAAA", "CNAME"}
 
 
@@ -60,15 +61,18 @@ class CloudflareProvider:
     # -- the Provider interface
 
     def read(self, keys: Iterable[tuple[str, str]] | None = None) -> list[RRset]:
-        if keys is None:
-            return sorted(_group(self._list()))
+        wanted = None if keys is None else set(keys)
+        if wanted is None or len(wanted) > FEW_KEYS:
+            everything = _group(self._list())
+            return sorted(r for r in everything if wanted is None or r.key in wanted)
         found: list[RRset] = []
-        for name, rdtype in sorted(set(keys)):
+        for name, rdtype in sorted(wanted):
             found.extend(_group(self._list(name, rdtype)))
         return sorted(found)
 
     def apply(self, changes: list[Change]) -> None:
-        for change in changes:
+        # deletions first: a CNAME may replace an A at the same name only once it is gone
+        for change in sorted(changes, key=lambda c: c.new is not None):
             self._push(change)
 
     def close(self) -> None:

@@ -105,7 +105,8 @@ class Route53Provider:
             deleted = {change.key for change in changes if change.new is None}
             current = {rrset.key: rrset for rrset in self.read(deleted)}
         batch = []
-        for change in changes:
+        # DELETEs first, so that a CNAME may take the place of an A in the same batch
+        for change in sorted(changes, key=lambda c: c.new is not None):
             if change.new is not None:
                 batch.append({"Action": "UPSERT", "ResourceRecordSet": _to_aws(change.new)})
             elif change.key in current:
@@ -134,8 +135,9 @@ class Route53Provider:
             StartRecordType=rdtype,
             MaxItems="1",
         )
+        # the answer starts at (name, type), or at the next RRset when there is none
         items: list[dict[str, Any]] = answer.get("ResourceRecordSets", [])
-        return items
+        return [i for i in items if (aws_name(i["Name"]), i["Type"]) == (name, rdtype)]
 
     def _list(self) -> list[dict[str, Any]]:
         def every_page() -> list[dict[str, Any]]:

@@ -68,3 +68,16 @@ def check_create_replace_delete(provider: Provider, zone: str) -> None:
     assert managed(provider, second) == []
     # deleting what is already gone is not an error (pushes are repeated after a crash)
     provider.apply(delete(second))
+
+
+def check_a_becomes_cname(provider: Provider, zone: str) -> None:
+    """One push that deletes the A and creates a CNAME at the same name, listed
+    CNAME first: the provider must delete before it creates (CNAME stands alone)."""
+    name = f"swap.dyn.{zone}"
+    a = RRset(name, "A", 60, ("192.0.2.8",))
+    cname = RRset(name, "CNAME", 60, (f"home.dyn.{zone}",))
+    provider.apply(put([a]))
+    provider.apply([Change(cname.key, cname), Change(a.key, None)])
+    assert sorted(provider.read([a.key, cname.key])) == [cname]
+    provider.apply([Change(a.key, a), Change(cname.key, None)])
+    assert sorted(provider.read([a.key, cname.key])) == [a]

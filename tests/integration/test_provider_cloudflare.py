@@ -10,6 +10,7 @@ import pytest
 from cloudflare_double import CloudflareDouble
 from harness import free_port
 from provider_contract import (
+    check_a_becomes_cname,
     check_create_replace_delete,
     delete,
     keys,
@@ -175,3 +176,7 @@ def test_keys_not_asked_for_are_not_listed(double: CloudflareDouble) -> None:
     double.calls.clear()
     assert p.read(keys(sample(ZONE)[:1])) == sample(ZONE)[:1]
     assert len(double.calls) == 1
+
+
+def test_a_becomes_cname_in_one_push(double: CloudflareDouble) -> None:
+    check_a_becomes_cname(provider(double), ZONE)

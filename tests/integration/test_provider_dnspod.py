@@ -11,6 +11,7 @@ import pytest
 from dnspod_double import DnspodDouble
 from harness import free_port
 from provider_contract import (
+    check_a_becomes_cname,
     check_create_replace_delete,
     delete,
     keys,
@@ -170,3 +171,7 @@ def test_peer_down_is_transient() -> None:
         p.read(keys(sample(ZONE)))
     with pytest.raises(TransientError):
         p.apply(delete(sample(ZONE)))
+
+
+def test_a_becomes_cname_in_one_push(double: DnspodDouble) -> None:
+    check_a_becomes_cname(provider(double), ZONE)

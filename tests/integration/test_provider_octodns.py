@@ -18,6 +18,7 @@ import dns.rdatatype
 import pytest
 from harness import BackgroundProcess, free_port, in_ci, require_tool, tail, wait_for
 from provider_contract import (
+    check_a_becomes_cname,
     check_create_replace_delete,
     delete,
     keys,
@@ -261,3 +262,7 @@ def test_peer_down_is_transient(pdns: Pdns) -> None:
         p.read()
     with pytest.raises(TransientError):
         p.apply(put(sample(ZONE)))
+
+
+def test_a_becomes_cname_in_one_push(zone: Pdns) -> None:
+    check_a_becomes_cname(OctodnsProvider(zone.options(), ZONE), ZONE)

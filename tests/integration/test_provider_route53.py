@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from harness import BackgroundProcess, free_port, port_is_open, tail, wait_for
 from provider_contract import (
+    check_a_becomes_cname,
     check_create_replace_delete,
     delete,
     keys,
@@ -242,3 +243,7 @@ def test_peer_down_is_transient() -> None:
 def test_unknown_option_is_refused() -> None:
     with pytest.raises(PermanentError, match="hosted_zone"):
         Route53Provider({"hosted_zone": "Z1"}, ZONE)
+
+
+def test_a_becomes_cname_in_one_push(moto: Moto) -> None:
+    check_a_becomes_cname(Route53Provider(moto.options(moto.new_zone()), ZONE), ZONE)
