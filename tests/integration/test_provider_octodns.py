@@ -105,60 +105,74 @@ class Pdns:
         return sorted(rd.to_text() for rrset in answer.answer for rd in rrset)
 
 
-@pytest.fixture(scope="module")
-def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pdns]:
+def start_pdns(folder: Path, peer: Pdns | None = None) -> Pdns:
+    """Start pdns_server on loopback with a new sqlite3 database in `folder`, or, given
+    `peer`, start it again on the same ports and database (its stopped process replaced)."""
     server = require_tool("pdns_server")
-    schema = next((p for p in SCHEMAS if p.exists()), None)
-    if schema is None:
-        reason = "pdns-backend-sqlite3 not installed (run `make tools`)"
-        if in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    folder = Path(tmp_path_factory.mktemp("pdns"))
-    database = folder / "pdns.sqlite3"
-    with sqlite3.connect(database) as db:
-        db.executescript(schema.read_text())
-    dns_port, api_port = free_port("both"), free_port("tcp")
-    key = secrets.token_urlsafe(24)
-    (folder / "pdns.conf").write_text(
-        "\n".join(
-            [
-                "launch=gsqlite3",
-                f"gsqlite3-database={database}",
-                "local-address=127.0.0.1",
-                f"local-port={dns_port}",
-                "api=yes",
-                f"api-key={key}",
-                "webserver=yes",
-                "webserver-address=127.0.0.1",
-                f"webserver-port={api_port}",
-                "webserver-allow-from=127.0.0.0/8",
-                f"socket-dir={folder}",
-                "guardian=no",
-                "daemon=no",
-                "disable-syslog=yes",
-                "security-poll-suffix=",  # no status query to the Internet
-                "",
-            ]
+    if peer is None:
+        schema = next((p for p in SCHEMAS if p.exists()), None)
+        if schema is None:
+            reason = "pdns-backend-sqlite3 not installed (run `make tools`)"
+            if in_ci():
+                pytest.fail(reason, pytrace=False)
+            pytest.skip(reason)
+        database = folder / "pdns.sqlite3"
+        with sqlite3.connect(database) as db:
+            db.executescript(schema.read_text())
+        dns_port, api_port = free_port("both"), free_port("tcp")
+        key = secrets.token_urlsafe(24)
+        (folder / "pdns.conf").write_text(
+            "\n".join(
+                [
+                    "launch=gsqlite3",
+                    f"gsqlite3-database={database}",
+                    "local-address=127.0.0.1",
+                    f"local-port={dns_port}",
+                    "api=yes",
+                    f"api-key={key}",
+                    "webserver=yes",
+                    "webserver-address=127.0.0.1",
+                    f"webserver-port={api_port}",
+                    "webserver-allow-from=127.0.0.0/8",
+                    f"socket-dir={folder}",
+                    "guardian=no",
+                    "daemon=no",
+                    "disable-syslog=yes",
+                    "security-poll-suffix=",  # no status query to the Internet
+                    "",
+                ]
+            )
         )
-    )
-    proc = BackgroundProcess([server, f"--config-dir={folder}"], folder / "pdns.log")
-    peer = Pdns(proc, dns_port, api_port, key)
+        proc = BackgroundProcess([server, f"--config-dir={folder}"], folder / "pdns.log")
+        peer = Pdns(proc, dns_port, api_port, key)
+    else:
+        peer.proc = BackgroundProcess([server, f"--config-dir={folder}"], folder / "pdns.log")
+    started = peer
 
     def api_up() -> bool:
-        assert proc.running, f"pdns_server exited:\n{tail(proc.log_text())}"
+        assert started.proc.running, f"pdns_server exited:\n{tail(started.proc.log_text())}"
         try:
-            peer.api("GET", "")
+            started.api("GET", "")
             return True
         except (urllib.error.URLError, ConnectionError):
             return False
 
     try:
         wait_for(api_up, timeout=20, message="the PowerDNS API")
+    except BaseException:
+        started.proc.stop()
+        raise
+    return started
+
+
+@pytest.fixture(scope="module")
+def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pdns]:
+    peer = start_pdns(Path(tmp_path_factory.mktemp("pdns")))
+    try:
         yield peer
     finally:
-        proc.stop()
-        print(f"----- pdns log (tail) -----\n{tail(proc.log_text())}")
+        peer.proc.stop()
+        print(f"----- pdns log (tail) -----\n{tail(peer.proc.log_text())}")
 
 
 @pytest.fixture
@@ -266,3 +280,25 @@ def test_peer_down_is_transient(pdns: Pdns) -> None:
 
 def test_a_becomes_cname_in_one_push(zone: Pdns) -> None:
     check_a_becomes_cname(OctodnsProvider(zone.options(), ZONE), ZONE)
+
+
+def test_pdns_stopped_for_a_while_then_back(tmp_path: Path) -> None:
+    """The peer itself goes away (not a wrong port): transient while it is down, and
+    the same push succeeds once it is back, with nothing lost or doubled."""
+    peer = start_pdns(tmp_path)
+    try:
+        peer.fresh_zone()
+        p = OctodnsProvider(peer.options(timeout=2), ZONE)
+        p.apply(put(sample(ZONE)[:2]))
+        peer.proc.stop()
+        with pytest.raises(TransientError):
+            p.apply(put(sample(ZONE)))
+        with pytest.raises(TransientError):
+            p.read()
+        start_pdns(tmp_path, peer)
+        p.apply(put(sample(ZONE)))  # the engine repeats the whole push
+        assert managed(p, sample(ZONE)) == sorted(sample(ZONE))
+        assert p.read([OUTSIDE.key]) == [OUTSIDE]
+        assert peer.query(f"home.dyn.{ZONE}", "AAAA") == ["2001:db8::1"]
+    finally:
+        peer.proc.stop()
