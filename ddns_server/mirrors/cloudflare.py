@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .base import Change, PermanentError, ProviderError, RRset, TransientError
-from .options import Option
+from .options import Option, flag, seconds
 from .rdata import canonical, make_rrset, owner, split_priority, txt_from_plain, zone_name
 
 EXTRA = "cloudflare"
@@ -49,13 +49,16 @@ class CloudflareProvider:
         if not token:
             raise PermanentError("cloudflare: api_token is required")
         self.zone = zone_name(upstream_zone)
-        self.proxied = bool(options.get("proxied", False))
+        try:
+            self.proxied = flag(options.get("proxied", False), "proxied")
+        except ValueError as exc:
+            raise PermanentError(f"cloudflare: {exc}") from exc
         self._zone_id: str | None = options.get("zone_id") or None
         self.client = cloudflare.Cloudflare(
             api_token=str(token),
             base_url=options.get("base_url") or None,
             max_retries=0,
-            timeout=float(options.get("timeout", 30)),
+            timeout=seconds(options, "timeout", 30, "cloudflare"),
         )
 
     # -- the Provider interface

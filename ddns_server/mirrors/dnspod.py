@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .base import Change, PermanentError, ProviderError, RRset, TransientError
-from .options import Option
+from .options import Option, seconds
 from .rdata import (
     absolute,
     canonical,
@@ -74,7 +74,9 @@ class DnspodProvider:
             parts = urlsplit(endpoint)
             scheme, endpoint = parts.scheme, parts.netloc
         http = HttpProfile(
-            protocol=scheme, endpoint=endpoint, reqTimeout=int(float(options.get("timeout", 30)))
+            protocol=scheme,
+            endpoint=endpoint,
+            reqTimeout=seconds(options, "timeout", 30, "dnspod"),
         )
         self.client = dnspod_client.DnspodClient(
             credential.Credential(str(secret_id), str(secret_key)),

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .base import Change, PermanentError, ProviderError, RRset, TransientError
-from .options import Option
+from .options import Option, seconds
 from .rdata import canonical, make_rrset, owner, zone_name
 
 EXTRA = "route53"
@@ -58,7 +58,7 @@ class Route53Provider:
             raise PermanentError("route53: hosted_zone_id is required")
         self.zone = zone_name(upstream_zone)
         self.zone_id = zone_id.rsplit("/", 1)[-1]
-        timeout = float(options.get("timeout", 30))
+        timeout = seconds(options, "timeout", 30, "route53")
         config = botocore.config.Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=timeout,

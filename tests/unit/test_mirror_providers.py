@@ -146,3 +146,19 @@ def test_octodns_error_classes() -> None:
     assert isinstance(classify(ReadTimeout("slow")), TransientError)
     assert isinstance(classify(ConnectionRefusedError()), TransientError)
     assert isinstance(classify(KeyError("x")), PermanentError)
+
+
+def test_flag_options() -> None:
+    from ddns_server.mirrors.options import flag
+
+    assert flag(True, "x") is True and flag("false", "x") is False and flag("Yes", "x") is True
+    with pytest.raises(ValueError, match="proxied"):
+        flag("maybe", "proxied")
+
+
+def test_bad_timeout_is_a_permanent_error() -> None:
+    pytest.importorskip("cloudflare")
+    from ddns_server.mirrors.cloudflare import CloudflareProvider
+
+    with pytest.raises(PermanentError, match="timeout"):
+        CloudflareProvider({"api_token": "t", "timeout": "soon"}, "example.test")
