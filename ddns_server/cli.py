@@ -111,6 +111,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("zone")
     _plan_options(p)
     p.set_defaults(func=cmd_journal_undo)
+    p = sub.add_parser("client", help="detect the public address and update it (docs/client.md)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help="client configuration (default: $DDNS_CLIENT_CONFIG, then conf/client.yaml)",
+    )
+    p.add_argument("--once", action="store_true", help="one pass, then exit (cron, Task Scheduler)")
+    p.set_defaults(func=cmd_client)
     return parser
 
 
@@ -161,6 +171,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ddns_server.edge.service import run
 
     return run(_config(args))
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    from ddns_server.client.runner import main as client_main
+
+    return client_main(args.config, args.once)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
