@@ -22,7 +22,7 @@ import dns.exception
 import dns.name
 import yaml
 
-from ddns_server.client.addresses import POLICIES, SOURCE_KINDS, Source
+from ddns_server.client.addresses import DEFAULT_ROUTE_TARGETS, POLICIES, SOURCE_KINDS, Source
 from ddns_server.config import read_key_file
 from ddns_server.errors import ConfigError
 from ddns_server.keys import algorithm_from_text
@@ -378,7 +378,7 @@ class _Reader:
 
     def source_value(self, node: yaml.Node, path: str, kind: str, version: int) -> str | None:
         if kind == "route" and node.tag == _BOOL:  # `route: true`: the default target
-            return "" if self.boolean(node, path) else None
+            return DEFAULT_ROUTE_TARGETS[version] if self.boolean(node, path) else None
         text = self.string(node, path)
         if text is None:
             return None

@@ -149,15 +149,20 @@ def run(path: Path, once: bool, stop: threading.Event | None = None) -> int:
         started = time.monotonic()
         try:
             Client(config, stop).run_once()
+            if stop.wait(max(0.0, config.interval - (time.monotonic() - started))):
+                break
         except OSError as e:  # e.g. the state file's folder is not writable
             log.error("pass failed: %s", e)
-        if stop.wait(max(0.0, config.interval - (time.monotonic() - started))):
-            log.info("client stopped")
-            return 0
+            if stop.wait(config.interval):
+                break
+        except KeyboardInterrupt:  # Ctrl-C, and NSSM's stop on Windows
+            break
         try:
             config = load_client_config(path)
         except ConfigError as e:
             log.error("config not reloaded, keeping the previous one: %s", "; ".join(e.problems))
+    log.info("client stopped")
+    return 0
 
 
 def _stop_on_sigterm(stop: threading.Event) -> None:

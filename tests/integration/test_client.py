@@ -350,8 +350,9 @@ def test_interface_and_route_sources(server: ServerProcess, key: TsigKey, tmp_pa
     assert addresses(server, HOME, "AAAA") == ["::1"]
 
 
-def tsig_failures(server: ServerProcess, word: str) -> int:
-    return server.log_text().count(f"TSIG key home-key: {word}")
+def tsig_failures(server: ServerProcess, word: str, key: str = "home-key") -> int:
+    """How many requests the server refused with this TSIG error (its log says each)."""
+    return server.log_text().count(f"TSIG key {key}: {word}")
 
 
 def test_wrong_tsig_key_is_permanent(
@@ -391,8 +392,12 @@ def test_unknown_key_name_is_permanent(server: ServerProcess, sources: Any, tmp_
     path, _ = client_config(tmp_path, ipv4={"sources": [v4(a)]}, rfc2136=rfc2136(server, other))
     status, log = run_client(path)
     assert status == 1
-    assert "BADKEY" in log
+    assert "BADKEY (the server does not know this key name/algorithm)" in log
     assert "retry 1" not in log
+    wait_for(lambda: tsig_failures(server, "BADKEY", "nobody-key") >= 1, message="BADKEY line")
+    status, log = run_client(path)
+    assert status == 1 and "an earlier update failed permanently" in log
+    assert tsig_failures(server, "BADKEY", "nobody-key") == 1
 
 
 def test_key_file_from_keygen(
