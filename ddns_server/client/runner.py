@@ -51,6 +51,8 @@ class Client:
             allow_private=config.allow_private,
         )
         current = state.load(config.state_file)
+        if current.follow(config.fingerprint()):
+            log.info("the update settings changed since the last pass: every address is sent again")
         ok = True
         for family in config.families:
             decision = decisions[family.version]

@@ -35,6 +35,17 @@ class State:
 
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
     blocked: dict[str, dict[str, str]] = field(default_factory=dict)
+    settings: str = ""  # the digest of the update settings `sent` was sent with
+
+    def follow(self, fingerprint: str) -> bool:
+        """Forget what was sent when it went elsewhere (another server, zone, account):
+        the new destination has not seen it. True when something was forgotten."""
+        if self.settings == fingerprint:
+            return False
+        forgot = bool(self.sent)
+        self.sent.clear()
+        self.settings = fingerprint
+        return forgot
 
     def last_sent(self, host: str, rdtype: str) -> str | None:
         return self.sent.get(host, {}).get(rdtype)
@@ -62,7 +73,12 @@ class State:
         self.blocked.pop(f"{host}/{rdtype}", None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": FORMAT_VERSION, "sent": self.sent, "blocked": self.blocked}
+        return {
+            "version": FORMAT_VERSION,
+            "settings": self.settings,
+            "sent": self.sent,
+            "blocked": self.blocked,
+        }
 
     @classmethod
     def from_json(cls, data: object) -> State:
@@ -72,7 +88,7 @@ class State:
         blocked = data.get("blocked", {})
         if not isinstance(sent, dict) or not isinstance(blocked, dict):
             raise ValueError("malformed state file")
-        state = cls()
+        state = cls(settings=str(data.get("settings", "")))
         for host, types in sent.items():
             if isinstance(types, dict):
                 state.sent[str(host)] = {

@@ -336,3 +336,17 @@ def test_the_sample_config_loads() -> None:
     sample = Path(__file__).resolve().parents[2] / "conf" / "client.yaml"
     config = load_client_config(sample, environ={"DDNS_PASSWORD": "x"})
     assert config.method == "dyndns2" and [f.version for f in config.families] == [4, 6]
+
+
+def test_new_update_settings_forget_what_was_sent(tmp_path: Path) -> None:
+    """Another server or account has not seen the addresses: they are sent again."""
+    st = state_mod.State()
+    assert not st.follow("fp1")  # nothing sent yet: nothing forgotten
+    st.record_sent("h.example.test", "A", "198.51.100.1")
+    assert not st.follow("fp1")
+    path = tmp_path / "state.json"
+    state_mod.save(path, st)
+    again = state_mod.load(path)
+    assert again.settings == "fp1" and again.last_sent("h.example.test", "A") == "198.51.100.1"
+    assert again.follow("fp2")
+    assert again.last_sent("h.example.test", "A") is None and again.settings == "fp2"
