@@ -182,4 +182,13 @@ def main(path: Path | None, once: bool) -> int:
         datefmt="%Y-%m-%dT%H:%M:%S%z",
         level=logging.INFO,
     )
-    return run(path or default_client_config_path(), once)
+    if path is None:
+        path = default_client_config_path()
+        if not path.exists():
+            raise ConfigError(
+                [
+                    f"{path}: no such file "
+                    "(the default: give -c CLIENT_CONFIG or set DDNS_CLIENT_CONFIG)"
+                ]
+            )
+    return run(path, once)
