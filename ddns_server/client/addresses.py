@@ -149,7 +149,7 @@ def _connector(family: int) -> Callable[..., socket.socket]:
     def connect(
         address: tuple[str, int],
         timeout: float | None = None,
-        source_address: tuple[str, int] | None = None,
+        _source_address: tuple[str, int] | None = None,  # as socket.create_connection
     ) -> socket.socket:
         host, port = address
         try:
@@ -190,6 +190,8 @@ def http_connection(
     else:
         connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
     if family is not None:
+        # http.client's own hook for making the socket (an instance attribute, set
+        # in __init__ to socket.create_connection): the one way to pick the family.
         connection._create_connection = _connector(family)  # type: ignore[attr-defined]
     target = parts.path or "/"
     if parts.query:

@@ -23,9 +23,9 @@ import dns.name
 import yaml
 
 from ddns_server.client.addresses import DEFAULT_ROUTE_TARGETS, POLICIES, SOURCE_KINDS, Source
-from ddns_server.config import read_key_file
+from ddns_server.config.reader import BOOL, Reader, compose_file, join
 from ddns_server.errors import ConfigError
-from ddns_server.keys import algorithm_from_text
+from ddns_server.keys import algorithm_from_text, read_key_file
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,6 @@ _SOURCE_KEYS = ("checkip", "interface", "route", "ca_file")
 _RFC2136_KEYS = ("server", "zone", "ttl", "key", "algorithm", "secret", "secret_file", "secret_env")
 _DYNDNS2_KEYS = ("url", "username", "password", "password_file", "password_env", "ca_file")
 
-_STR = "tag:yaml.org,2002:str"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_BOOL = "tag:yaml.org,2002:bool"
-_NULL = "tag:yaml.org,2002:null"
-
 
 def default_client_config_path() -> Path:
     """$DDNS_CLIENT_CONFIG, else conf/client.yaml (as the server's conf/ddns.yaml)."""
@@ -114,23 +108,7 @@ def default_client_config_path() -> Path:
 def load_client_config(path: Path, *, environ: Mapping[str, str] | None = None) -> ClientConfig:
     """Read and validate the client config at `path`; ConfigError lists every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        detail = " ".join(part for part in (e.context, e.problem) if part)
-        raise ConfigError([f"{path}:{line} YAML syntax error: {detail}"]) from None
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{path}: YAML error: {e}"]) from None
+    root = compose_file(path)
     reader = _Reader(path, os.environ if environ is None else environ)
     config = reader.config(root)
     if reader.problems or config is None:
@@ -139,83 +117,22 @@ def load_client_config(path: Path, *, environ: Mapping[str, str] | None = None) 
     return config
 
 
-def _join(path: str, key: str | int) -> str:
-    return f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else key)
-
-
-class _Reader:
-    """Walks the YAML node tree, building the config and collecting problems."""
+class _Reader(Reader):
+    """The shared config node reader (typed values, file:line problems), plus the
+    client's sections."""
 
     def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
-        self.path = path
-        self.base = path.parent.absolute()
-        self.environ = environ
-        self.problems: list[tuple[int, str]] = []
-        self.constructor = yaml.constructor.SafeConstructor()
+        super().__init__(path, environ, check_zone_files=False)
 
-    # -- generic -------------------------------------------------------------
-
-    def problem(self, node: yaml.Node, path: str, message: str) -> None:
-        line = node.start_mark.line + 1
-        where = f"{path}: " if path else ""
-        self.problems.append((line, f"{self.path}:{line}: {where}{message}"))
-
-    def mapping(self, node: yaml.Node, path: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            self.problem(node, path, "expected a mapping")
-            return {}
-        values: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            if key in values:
-                self.problem(key_node, _join(path, key), "duplicate key")
-            elif key not in allowed:
-                self.problem(
-                    key_node,
-                    _join(path, key),
-                    f"unknown key (expected one of {', '.join(allowed)})",
-                )
-            elif value_node.tag != _NULL:
-                values[key] = value_node
-        return values
-
-    def string(self, node: yaml.Node, path: str) -> str | None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != _STR or not node.value:
-            self.problem(node, path, "expected a non-empty string")
+    def nonempty(self, node: yaml.Node, path: str) -> str | None:
+        text = self.string(node, path)
+        if text is not None and not text.strip():
+            self.problem(node, path, "may not be empty")
             return None
-        return str(node.value)
-
-    def number(self, node: yaml.Node, path: str, low: float, high: float) -> float | None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT, _FLOAT):
-            self.problem(node, path, "expected a number")
-            return None
-        value = float(self.constructor.construct_object(node))
-        if not low <= value <= high:
-            self.problem(node, path, f"{value:g} is out of range (expected {low:g}..{high:g})")
-            return None
-        return value
-
-    def integer(self, node: yaml.Node, path: str, low: int, high: int) -> int | None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != _INT:
-            self.problem(node, path, "expected an integer")
-            return None
-        value = int(self.constructor.construct_yaml_int(node))
-        if not low <= value <= high:
-            self.problem(node, path, f"{value} is out of range (expected {low}..{high})")
-            return None
-        return value
-
-    def boolean(self, node: yaml.Node, path: str) -> bool | None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL:
-            self.problem(node, path, "expected true or false")
-            return None
-        return bool(self.constructor.construct_yaml_bool(node))
-
-    def file_path(self, text: str) -> Path:
-        return (self.base / text).resolve()
+        return text
 
     def existing_file(self, node: yaml.Node, path: str) -> Path | None:
-        text = self.string(node, path)
+        text = self.nonempty(node, path)
         if text is None:
             return None
         result = self.file_path(text)
@@ -228,29 +145,18 @@ class _Reader:
         self, node: yaml.Node, values: dict[str, yaml.Node], path: str, stem: str
     ) -> tuple[str, str | Path] | None:
         """(which key, value): the inline text, the file's path, or the variable's value."""
-        options = (stem, f"{stem}_file", f"{stem}_env")
-        given = [key for key in options if key in values]
-        if len(given) != 1:
-            self.problem(
-                node,
-                path,
-                f"one of {', '.join(options)} {'is required' if not given else 'are exclusive'}",
-            )
+        source = self.secret_source(node, values, path, stem)
+        if source is None:
             return None
-        key = given[0]
-        value = values[key]
+        key, value = source
         if key.endswith("_file"):
-            file = self.existing_file(value, _join(path, key))
+            file = self.existing_file(value, join(path, key))
             return (key, file) if file is not None else None
-        text = self.string(value, _join(path, key))
-        if text is None:
-            return None
         if key.endswith("_env"):
-            if text not in self.environ:
-                self.problem(value, _join(path, key), f"environment variable {text} is not set")
-                return None
-            return key, self.environ[text]
-        return key, text
+            text = self.environment(value, join(path, key))
+        else:
+            text = self.nonempty(value, join(path, key))
+        return (key, text) if text is not None else None
 
     # -- sections ------------------------------------------------------------
 
@@ -288,7 +194,7 @@ class _Reader:
                 options["allow_private"] = allow
         state_file = self.file_path("client-state.json")
         if "state_file" in top:
-            text = self.string(top["state_file"], "state_file")
+            text = self.nonempty(top["state_file"], "state_file")
             if text is not None:
                 state_file = self.file_path(text)
         rfc2136 = self.rfc2136(top["rfc2136"]) if "rfc2136" in top else None
@@ -317,8 +223,8 @@ class _Reader:
             return ()
         result: list[dns.name.Name] = []
         for i, item in enumerate(items):
-            path = _join("hostnames", i)
-            text = self.string(item, path)
+            path = join("hostnames", i)
+            text = self.nonempty(item, path)
             if text is None:
                 continue
             try:
@@ -339,11 +245,11 @@ class _Reader:
         values = self.mapping(node, path, _FAMILY_KEYS)
         policy = "first"
         if "policy" in values:
-            text = self.string(values["policy"], _join(path, "policy"))
+            text = self.nonempty(values["policy"], join(path, "policy"))
             if text is not None and text not in POLICIES:
                 self.problem(
                     values["policy"],
-                    _join(path, "policy"),
+                    join(path, "policy"),
                     f"expected one of {', '.join(POLICIES)}",
                 )
             elif text is not None:
@@ -351,12 +257,12 @@ class _Reader:
         sources_node = values.get("sources")
         if not isinstance(sources_node, yaml.SequenceNode) or not sources_node.value:
             self.problem(
-                sources_node or node, _join(path, "sources"), "expected a non-empty list of sources"
+                sources_node or node, join(path, "sources"), "expected a non-empty list of sources"
             )
             return None
         sources: list[Source] = []
         for i, item in enumerate(sources_node.value):
-            item_path = _join(_join(path, "sources"), i)
+            item_path = join(join(path, "sources"), i)
             entry = self.mapping(item, item_path, _SOURCE_KEYS)
             kinds = [kind for kind in SOURCE_KINDS if kind in entry]
             if len(kinds) != 1:
@@ -364,22 +270,22 @@ class _Reader:
                     self.problem(item, item_path, f"exactly one of {', '.join(SOURCE_KINDS)}")
                 continue
             kind = kinds[0]
-            value = self.source_value(entry[kind], _join(item_path, kind), kind, version)
+            value = self.source_value(entry[kind], join(item_path, kind), kind, version)
             ca_file = None
             if "ca_file" in entry:
                 if kind != "checkip" or not (value or "").startswith("https:"):
                     self.problem(entry["ca_file"], item_path, "ca_file is for https checkip URLs")
                 else:
-                    ca_file = self.existing_file(entry["ca_file"], _join(item_path, "ca_file"))
+                    ca_file = self.existing_file(entry["ca_file"], join(item_path, "ca_file"))
             if value is not None:
                 line = item.start_mark.line + 1
                 sources.append(Source(kind, value, line, str(ca_file) if ca_file else None))
         return Family(version, policy, tuple(sources))
 
     def source_value(self, node: yaml.Node, path: str, kind: str, version: int) -> str | None:
-        if kind == "route" and node.tag == _BOOL:  # `route: true`: the default target
+        if kind == "route" and node.tag == BOOL:  # `route: true`: the default target
             return DEFAULT_ROUTE_TARGETS[version] if self.boolean(node, path) else None
-        text = self.string(node, path)
+        text = self.nonempty(node, path)
         if text is None:
             return None
         if kind == "checkip":
@@ -409,7 +315,7 @@ class _Reader:
         if "server" not in values:
             self.problem(node, "rfc2136.server", "is required (HOST or HOST:PORT)")
         else:
-            text = self.string(values["server"], "rfc2136.server")
+            text = self.nonempty(values["server"], "rfc2136.server")
             if text is not None:
                 host_port = _host_port(text)
                 if host_port is None:
@@ -420,7 +326,7 @@ class _Reader:
                     )
         zone = None
         if "zone" in values:
-            text = self.string(values["zone"], "rfc2136.zone")
+            text = self.nonempty(values["zone"], "rfc2136.zone")
             if text is not None:
                 try:
                     zone = dns.name.from_text(text)
@@ -431,13 +337,13 @@ class _Reader:
             ttl = self.integer(values["ttl"], "rfc2136.ttl", 0, 2147483647) or 0
         algorithm = None
         if "algorithm" in values:
-            text = self.string(values["algorithm"], "rfc2136.algorithm")
+            text = self.nonempty(values["algorithm"], "rfc2136.algorithm")
             if text is not None:
                 try:
                     algorithm = algorithm_from_text(text)
                 except ValueError as e:
                     self.problem(values["algorithm"], "rfc2136.algorithm", str(e))
-        key_name = self.string(values["key"], "rfc2136.key") if "key" in values else None
+        key_name = self.nonempty(values["key"], "rfc2136.key") if "key" in values else None
         secret = self.secret(node, values, "rfc2136", "secret")
         if secret is None or host_port is None:
             return None
@@ -489,7 +395,7 @@ class _Reader:
         if "url" not in values:
             self.problem(node, "dyndns2.url", "is required (e.g. https://HOST/nic/update)")
         else:
-            url = self.string(values["url"], "dyndns2.url")
+            url = self.nonempty(values["url"], "dyndns2.url")
             parts = urllib.parse.urlsplit(url or "")
             if url is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
                 self.problem(values["url"], "dyndns2.url", f"{url!r} is not an http(s) URL")
@@ -497,7 +403,7 @@ class _Reader:
         if "username" not in values:
             self.problem(node, "dyndns2.username", "is required")
         else:
-            username = self.string(values["username"], "dyndns2.username")
+            username = self.nonempty(values["username"], "dyndns2.username")
             if username is not None and ":" in username:
                 self.problem(values["username"], "dyndns2.username", "may not contain ':'")
                 username = None

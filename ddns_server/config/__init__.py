@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from ddns_server.config.keys import read_keys
-from ddns_server.config.reader import NULL, Reader
+from ddns_server.config.reader import NULL, Reader, compose_file
 from ddns_server.config.server import (
     read_data_dir,
     read_dyndns,
@@ -125,23 +125,7 @@ def load_config(
     false, zone files are only checked to exist, not parsed (parsing a big zone is slow).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        detail = " ".join(part for part in (e.context, e.problem) if part)
-        raise ConfigError([f"{path}:{line} YAML syntax error: {detail}"]) from None
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{path}: YAML error: {e}"]) from None
+    root = compose_file(path)
     reader = Reader(path, os.environ if environ is None else environ, check_zone_files)
     config = _read_sections(reader, root)
     if reader.problems:

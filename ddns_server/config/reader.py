@@ -18,6 +18,7 @@ import dns.exception
 import dns.name
 import yaml
 
+from ddns_server.errors import ConfigError
 from ddns_server.model import Endpoint
 
 STR = "tag:yaml.org,2002:str"
@@ -33,6 +34,28 @@ _KINDS = {
     FLOAT: "a number",
     "tag:yaml.org,2002:timestamp": "a date",
 }
+
+
+def compose_file(path: Path) -> yaml.Node | None:
+    """The YAML node tree of the file at `path` (None when empty); ConfigError with
+    file:line for a missing, unreadable or malformed file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from None
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f"{mark.line + 1}:" if mark is not None else ""
+        detail = " ".join(part for part in (e.context, e.problem) if part)
+        raise ConfigError([f"{path}:{line} YAML syntax error: {detail}"]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{path}: YAML error: {e}"]) from None
 
 
 def parse_endpoint(text: str, default_port: int | None) -> Endpoint:
