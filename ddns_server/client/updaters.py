@@ -158,22 +158,27 @@ class Dyndns2Updater:
         except (OSError, SourceError) as e:
             text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise UpdateError(f"{shown}: {text}", permanent=False) from None
-        words = body.strip().split()
-        word = words[0] if words else ""
-        if status == 401 or word == "badauth":
-            raise UpdateError(
-                f"{shown}: badauth: {_AUTH_WORDS['badauth']} (user {self.config.username})",
-                permanent=True,
-            )
-        if status != 200:
-            raise UpdateError(f"{shown}: HTTP status {status}", permanent=status < 500)
-        if word in _GOOD:
-            return " ".join(words[:2])
-        if word in _AUTH_WORDS:
-            raise UpdateError(f"{shown}: {word}: {_AUTH_WORDS[word]} ({name})", permanent=True)
-        if word in _TRANSIENT:
-            raise UpdateError(f"{shown}: {word}: the server could not update now", False)
-        raise UpdateError(f"{shown}: unexpected answer {body.strip()[:80]!r}", permanent=False)
+        return dyndns2_reply(status, body, shown, self.config.username, name)
+
+
+def dyndns2_reply(status: int, body: str, shown: str, username: str, host: str) -> str:
+    """The reply's first line (`good IP`, `nochg IP`); UpdateError for anything else,
+    permanent when sending again cannot help."""
+    words = body.strip().split()
+    word = words[0] if words else ""
+    if status == 401 or word == "badauth":
+        raise UpdateError(
+            f"{shown}: badauth: {_AUTH_WORDS['badauth']} (user {username})", permanent=True
+        )
+    if status != 200:
+        raise UpdateError(f"{shown}: HTTP status {status}", permanent=status < 500)
+    if word in _GOOD:
+        return " ".join(words[:2])
+    if word in _AUTH_WORDS:
+        raise UpdateError(f"{shown}: {word}: {_AUTH_WORDS[word]} ({host})", permanent=True)
+    if word in _TRANSIENT:
+        raise UpdateError(f"{shown}: {word}: the server could not update now", False)
+    raise UpdateError(f"{shown}: unexpected answer {body.strip()[:80]!r}", permanent=False)
 
 
 def make_updater(config: Rfc2136 | Dyndns2, timeout: float) -> Updater:

@@ -530,3 +530,30 @@ def test_bad_config_is_one_clear_error(tmp_path: Path) -> None:
     assert f"{path}:4: bogus: unknown key" in log
     assert f"{path}:3: ipv4.sources[0].checkip: 'x' is not an http:// or https:// URL" in log
     assert "exactly one of rfc2136, dyndns2 is required" in log
+
+
+def test_a_server_that_is_down_is_retried_with_backoff(
+    server: ServerProcess, key: TsigKey, sources: Any, tmp_path: Path
+) -> None:
+    """Temporary failures are retried (`retries` times, the delay doubling), then the
+    pass fails (exit 1) and remembers nothing, so the next pass sends again."""
+    a = sources("127.0.0.1", "198.51.100.7")
+    path, _ = client_config(
+        tmp_path,
+        timeout=0.5,
+        retries=2,
+        retry_delay=0.1,
+        ipv4={"sources": [v4(a)]},
+        rfc2136=rfc2136(server, key),
+    )
+    server.stop()
+    status, log = run_client(path)
+    assert status == 1
+    where = f"127.0.0.1#{server.dns_port}"
+    assert f"{HOME} A: update failed (no answer from {where}); retry 1 of 2 in 0.1 s" in log
+    assert "retry 2 of 2 in 0.2 s" in log
+    assert "update failed after 3 attempt(s)" in log
+    server.start()
+    status, log = run_client(path)
+    assert status == 0, log
+    assert addresses(server, HOME, "A") == ["198.51.100.7"]

@@ -350,3 +350,37 @@ def test_new_update_settings_forget_what_was_sent(tmp_path: Path) -> None:
     assert again.settings == "fp1" and again.last_sent("h.example.test", "A") == "198.51.100.1"
     assert again.follow("fp2")
     assert again.last_sent("h.example.test", "A") is None and again.settings == "fp2"
+
+
+# -- DynDNS2 replies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "permanent", "message"),
+    [
+        (401, "", True, r"badauth: bad user name or password \(user alice\)"),
+        (200, "badauth\n", True, "badauth"),
+        (200, "nohost\n", True, "nohost: the host does not exist"),
+        (200, "abuse\n", True, "abuse"),
+        (200, "notfqdn\n", True, "notfqdn"),
+        (200, "badagent\n", True, "badagent"),
+        (200, "dnserr\n", False, "dnserr"),
+        (200, "911\n", False, "911"),
+        (503, "", False, "HTTP status 503"),
+        (404, "", True, "HTTP status 404"),
+        (200, "<html>huh</html>", False, "unexpected answer"),
+    ],
+)
+def test_dyndns2_replies(status: int, body: str, permanent: bool, message: str) -> None:
+    from ddns_server.client.updaters import UpdateError, dyndns2_reply
+
+    with pytest.raises(UpdateError, match=message) as info:
+        dyndns2_reply(status, body, "https://x/nic/update", "alice", "h.example.test")
+    assert info.value.permanent is permanent
+
+
+def test_dyndns2_good_replies() -> None:
+    from ddns_server.client.updaters import dyndns2_reply
+
+    assert dyndns2_reply(200, "good 198.51.100.1\n", "u", "alice", "h") == "good 198.51.100.1"
+    assert dyndns2_reply(200, "nochg 198.51.100.1", "u", "alice", "h") == "nochg 198.51.100.1"
