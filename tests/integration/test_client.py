@@ -557,3 +557,30 @@ def test_a_server_that_is_down_is_retried_with_backoff(
     status, log = run_client(path)
     assert status == 0, log
     assert addresses(server, HOME, "A") == ["198.51.100.7"]
+
+
+def test_loop_with_a_wrong_password_tries_once(
+    server: ServerProcess, sources: Any, spawn: Any, tmp_path: Path
+) -> None:
+    """In the loop too: one `badauth`, then passes that do not contact the server,
+    until the config is fixed (read again before every pass)."""
+    a = sources("127.0.0.1", "198.51.100.7")
+    path, config = client_config(
+        tmp_path, interval=1, ipv4={"sources": [v4(a)]}, dyndns2=dyndns2_settings(server, "wrong")
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    proc: BackgroundProcess = spawn(
+        [sys.executable, "-m", "ddns_server", "client", "-c", str(path)], "client", env=env
+    )
+    wait_for(
+        lambda: proc.log_text().count("an earlier update failed permanently") >= 3,
+        20,
+        message="three blocked passes",
+    )
+    assert dyndns_code(server, "badauth") == 1
+    config["dyndns2"] = dyndns2_settings(server)
+    path.write_text(yaml.safe_dump(config))
+    wait_for(lambda: addresses(server, HOME, "A") == ["198.51.100.7"], 20, message="the update")
+    assert dyndns_code(server, "badauth") == 1
+    proc.stop()
