@@ -384,3 +384,19 @@ def test_dyndns2_good_replies() -> None:
 
     assert dyndns2_reply(200, "good 198.51.100.1\n", "u", "alice", "h") == "good 198.51.100.1"
     assert dyndns2_reply(200, "nochg 198.51.100.1", "u", "alice", "h") == "nochg 198.51.100.1"
+
+
+def test_the_client_loads_neither_twisted_nor_posix_only_modules() -> None:
+    """`ddns-server client` must run on Windows: nothing Unix-only on its import path
+    (fcntl is imported inside the Linux-only interface reader, when it runs)."""
+    import subprocess
+
+    code = (
+        "import sys, ddns_server.cli, ddns_server.client.runner;"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('twisted', 'fcntl', 'pwd', 'grp', 'resource', 'posix_ipc'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == ""
