@@ -29,14 +29,23 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from ddns_server.errors import DnsError
-from ddns_server.query import EDNS_PAYLOAD, QueryEngine, opt_record, udp_limit
+from ddns_server.query import EDNS_PAYLOAD, QueryEngine, bare_error, opt_record, udp_limit
+from ddns_server.ratelog import RateLimitedLog, describe
 from ddns_server.tsigwire import TSIG_FUDGE, append_tsig, tsig_rdata
 from ddns_server.zonedata import skip_name
 
 log = logging.getLogger("ddns_server.dnsmsg")
+# Per-packet problems (internal errors) are logged a few times a second at most.
+packet_log = RateLimitedLog(log)
 
 Keyring = dict[dns.name.Name, dns.tsig.Key]
 
+# The largest fudge we honour in a request: a request may claim up to 65535 s
+# (18 h of replay); we allow at most this (BIND's own fudge, RFC 8945 §10's
+# recommended 300 s). Configurable: `tsig_max_fudge`.
+MAX_FUDGE = 300
+# The largest DNS message over TCP (a 16-bit length prefix).
+TCP_MAX = 65535
 Source = tuple[str, int]
 
 # RFC 8945 TSIG error names (rcode 16 is BADVERS too, for EDNS).
@@ -76,38 +85,80 @@ class DnsHandler:
         updates: UpdateHandler | None = None,
         transfers: TransferHandler | None = None,
         clock: Callable[[], float] = time.time,
+        max_fudge: int = MAX_FUDGE,
+        count_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine = engine
         self.keyring = keyring
         self.updates = updates
         self.transfers = transfers
         self.clock = clock
+        self.max_fudge = max_fudge
+        self.count_error = count_error  # one per internal error (a metric)
 
     def handle(self, data: bytes, source: Source, tcp: bool) -> list[bytes]:
-        """Response wire messages for `data` (none: drop it)."""
-        fast = self.engine.answer(data, not tcp)
-        if fast is not None:
-            return [fast]
-        return self.handle_full(data, source, tcp)
+        """Response wire messages for `data` (none: drop it).
+
+        Never raises: whatever a client sends, an internal error is counted,
+        logged (rate-limited, no traceback) and answered SERVFAIL, signed
+        when the request was. Over TCP every message fits a 16-bit length.
+        """
+        try:
+            fast = self.engine.answer(data, not tcp)
+            if fast is not None:
+                if tcp and len(fast) > TCP_MAX:
+                    return [self.failure_response(data)]
+                return [fast]
+            responses = self.handle_full(data, source, tcp)
+        except Exception as e:  # noqa: BLE001 - one packet must never stop the server
+            return self.internal_error(data, source, e)
+        if tcp and any(len(r) > TCP_MAX for r in responses):
+            # Cannot happen by construction (answers and transfers are sized):
+            # a guard, so a framing error can never drop the connection.
+            return self.internal_error(data, source, ValueError("response over 65535 octets"))
+        return responses
+
+    def internal_error(self, data: bytes, source: Source, error: BaseException) -> list[bytes]:
+        """Count and log (rate-limited) an internal error; the SERVFAIL to send."""
+        self.count_error()
+        packet_log.error(
+            "client %s#%d: internal error on a %d-octet message: %s",
+            source[0],
+            source[1],
+            len(data),
+            describe(error),
+        )
+        if len(data) < 12 or data[2] & 0x80:
+            return []
+        try:
+            return [self.failure_response(data)]
+        except Exception:  # noqa: BLE001 - the bare answer cannot fail
+            return [error_response(data, dns.rcode.SERVFAIL)]
 
     def handle_full(self, data: bytes, source: Source, tcp: bool) -> list[bytes]:
         if len(data) < 12 or data[2] & 0x80:
             return []  # too short to answer, or a response: never answer those
         try:
-            query = dns.message.from_wire(data, keyring=self.keyring)
-        except dns.message.UnknownTSIGKey:
-            return [self._tsig_error(data, source, dns.rcode.BADKEY)]
-        except dns.tsig.BadSignature:
-            return [self._bad_signature_response(data, source)]
-        except dns.tsig.BadTime:
-            return [self._tsig_error(data, source, dns.rcode.BADTIME)]
-        except dns.message.BadEDNS:
-            return [error_response(data, dns.rcode.FORMERR)]
-        except (dns.tsig.BadKey, dns.tsig.BadAlgorithm):
-            # BIND looks keys up by name and algorithm: another algorithm is another key.
-            return [self._tsig_error(data, source, dns.rcode.BADKEY)]
+            try:
+                query = dns.message.from_wire(data, keyring=self.keyring)
+            except dns.message.UnknownTSIGKey:
+                return [self._tsig_error(data, source, dns.rcode.BADKEY)]
+            except dns.tsig.BadSignature:
+                return [self._bad_signature_response(data, source)]
+            except dns.tsig.BadTime:
+                return [self._tsig_error(data, source, dns.rcode.BADTIME)]
+            except (dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+                # BIND looks keys up by name and algorithm: another algorithm is another key.
+                return [self._tsig_error(data, source, dns.rcode.BADKEY)]
         except (dns.exception.DNSException, ValueError, struct.error, IndexError):
+            # Unparseable (BadEDNS, trailing junk, names over 255 octets, ...),
+            # also when it fails again while answering a TSIG error: FORMERR,
+            # without a question (a name we could not read is not echoed).
             return [error_response(data, dns.rcode.FORMERR)]
+        if query.had_tsig and not self._in_time(query):
+            # dnspython honours the request's own fudge (up to 65535 s); we
+            # cap it (MAX_FUDGE). The MAC verified: BADTIME is signed.
+            return [self._tsig_error(data, source, dns.rcode.BADTIME)]
         try:
             return self._dispatch(query, data, source, tcp)
         except DnsError as e:
@@ -122,6 +173,13 @@ class DnsHandler:
             return self.finish(query, make_response(query, rcode), False)
         except Exception:  # noqa: BLE001 - e.g. the key went away on a reload
             return error_response(data, rcode)
+
+    def _in_time(self, query: dns.message.Message) -> bool:
+        rdata = query.tsig[0] if query.tsig else None
+        if not isinstance(rdata, dns.rdtypes.ANY.TSIG.TSIG):
+            return True
+        fudge = min(rdata.fudge, self.max_fudge)
+        return abs(int(self.clock()) - rdata.time_signed) <= fudge
 
     def _dispatch(
         self, query: dns.message.Message, data: bytes, source: Source, tcp: bool
@@ -180,7 +238,11 @@ class DnsHandler:
             response.answer = []
             response.authority = []
             response.additional = []
-            response.flags |= dns.flags.TC
+            if tcp:
+                # No TC over TCP: an answer that cannot fit 65535 octets is SERVFAIL.
+                response.set_rcode(dns.rcode.SERVFAIL)
+            else:
+                response.flags |= dns.flags.TC
             return response.to_wire(max_size=max_size)  # type: ignore[no-any-return]
 
     def reply(self, query: dns.message.Message, data: bytes, rcode: int) -> bytes:
@@ -245,7 +307,7 @@ class DnsHandler:
             log.info("client %s#%d: TSIG MAC of %d octets: FORMERR", source[0], source[1], size)
             return error_response(data, dns.rcode.FORMERR)
         if 0 < size < full and _truncated_mac_verifies(data, key, rdata):
-            if abs(int(self.clock()) - rdata.time_signed) > rdata.fudge:
+            if abs(int(self.clock()) - rdata.time_signed) > min(rdata.fudge, self.max_fudge):
                 return self._tsig_error(data, source, dns.rcode.BADTIME)
             return self._tsig_error(data, source, dns.rcode.BADTRUNC)
         return self._tsig_error(data, source, dns.rcode.BADSIG)
@@ -285,10 +347,10 @@ def make_response(query: dns.message.Message, rcode: int) -> dns.message.Message
 def error_response(data: bytes, rcode: int) -> bytes:
     """A bare error answer for a message dnspython could not parse.
 
-    Like BIND: the query's ID and opcode, QR set, RD copied, no sections.
+    Like BIND: the query's ID and opcode, QR set, RD copied, no sections
+    (query.bare_error: the fast path gives the same bytes).
     """
-    flags1 = 0x80 | (data[2] & 0x79)
-    return data[0:2] + bytes((flags1, rcode & 0x0F)) + b"\x00" * 8
+    return bare_error(data, rcode)
 
 
 def tsig_error_response(data: bytes, tsig_error: int, now: int) -> bytes:

@@ -28,15 +28,22 @@ import dns.rdatatype
 from ddns_server.model import PolicyRule
 
 # A rule without `types` (or with [ANY]) covers every type except these.
-# INTERFACE.md: "every type except SOA and apex NS". Like BIND's default
-# type list we also keep out the DNSSEC types, which the server (not a
-# client) would maintain: BIND never lets a client update NSEC or NSEC3.
-_NOT_BY_DEFAULT = frozenset(
+# BIND's update-policy (ARM, "update-policy"; lib/dns/ssu.c): "If the type
+# is omitted, it matches all types except RRSIG, NS, SOA, NSEC and NSEC3".
+# NS anywhere (not only at the apex): a key for a name must not be able to
+# delegate the names below it to another server (issue 14, item 11). Also
+# DS and DNAME, which redirect or secure whole subtrees the same way: a
+# deliberate step beyond BIND's list, as the issue asks. A rule that lists
+# a type grants it.
+NOT_BY_DEFAULT = frozenset(
     {
         dns.rdatatype.SOA,
+        dns.rdatatype.NS,
         dns.rdatatype.RRSIG,
         dns.rdatatype.NSEC,
         dns.rdatatype.NSEC3,
+        dns.rdatatype.DS,
+        dns.rdatatype.DNAME,
     }
 )
 
@@ -72,9 +79,7 @@ def type_matches(
     """Does the rule's type list cover `rdtype` at `rr_name`?"""
     if rule.types is not None:
         return rdtype in rule.types
-    if rdtype in _NOT_BY_DEFAULT:
-        return False
-    return not (rdtype == dns.rdatatype.NS and rr_name == origin)
+    return rdtype not in NOT_BY_DEFAULT
 
 
 def allowed(

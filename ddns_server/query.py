@@ -48,6 +48,11 @@ TYPE_DS = 43
 TYPE_TKEY = 249
 TYPE_ANY = 255
 
+CLASS_IN = 1
+
+# The largest DNS message: TCP frames it with a 16-bit length.
+TCP_MAX = 65535
+
 # Our advertised EDNS UDP payload size, and the largest UDP answer we send
 # (BIND's default max-udp-size and edns-udp-size since 9.16: 1232).
 EDNS_PAYLOAD = 1232
@@ -110,6 +115,11 @@ class QueryEngine:
         except IndexError:
             return None
         pos += 1
+        if pos - 12 > 255:
+            # RFC 1035 §3.1: a name is at most 255 octets. The full path
+            # (dnspython) cannot parse it: FORMERR without a question, and
+            # the same bytes here (issue 14: never NXDOMAIN/REFUSED echoing it).
+            return bare_error(data, FORMERR)
         qend = pos + 4
         if qend > n:
             return None
@@ -149,7 +159,7 @@ class QueryEngine:
             rrset = node.get(qtype)
             if rrset is not None and qname not in zone.occluded:
                 body = data[12:qend] + rrset[1] + opt
-                if not udp or len(body) + 12 <= limit:
+                if len(body) + 12 <= (limit if udp else TCP_MAX):
                     return (
                         data[0:2]
                         + bytes((0x84 | (data[2] & 0x01), data[3] & 0x10))
@@ -187,6 +197,15 @@ class QueryEngine:
         return render(head, question, resolve(zone, qname, qtype), opt, udp, limit)
 
 
+def bare_error(data: bytes, rcode: int) -> bytes:
+    """An error answer with no sections, for a message that cannot be parsed.
+
+    Like BIND: the query's ID and opcode, QR set, RD copied, counts zero.
+    """
+    flags1 = 0x80 | (data[2] & 0x79)
+    return data[0:2] + bytes((flags1, rcode & 0x0F)) + b"\x00" * 8
+
+
 def opt_record(do: bool) -> bytes:
     """Our OPT record: payload 1232, version 0, DO echoed."""
     return _OPT_DO if do else _OPT_PLAIN
@@ -218,6 +237,17 @@ def render(
     ar = writer.section(ans.additional)
     body = b"".join(writer.parts)
     total = 12 + len(question) + len(body) + len(opt)
+    if not udp and total > TCP_MAX:
+        # Cannot fit one TCP message (update limits keep RRsets far smaller;
+        # a zone file may not): SERVFAIL with the question, as BIND answers
+        # when rendering fails, never an exception.
+        return (
+            head[0:2]
+            + bytes((0x80 | (head[2] & 0x01), (head[3] & 0x10) | SERVFAIL))
+            + _COUNTS.pack(1, 0, 0, 1 if opt else 0)
+            + question
+            + opt
+        )
     if udp and total > limit:
         # RFC 2181 §9: set TC and the client retries over TCP. We send the
         # question (and OPT) only; BIND would fill in the RRsets that fit.
@@ -390,5 +420,6 @@ __all__ = [
     "render",
     "udp_limit",
     "opt_record",
+    "bare_error",
     "EDNS_PAYLOAD",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from typing import Any
@@ -10,13 +11,14 @@ from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
-from twisted.python import log as twisted_log
 
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.metrics import LATENCY_SAMPLE, Metrics
+from ddns_server.ratelog import RateLimitedLog, describe
 from ddns_server.store import Store
 
-SERVFAIL = 2
+# A failing disk fails every batch: a few lines a second, then a summary.
+journal_log = RateLimitedLog(logging.getLogger("ddns_server.edge.dns"))
 
 # BIND's tcp-idle-timeout default: 30 seconds.
 TCP_IDLE_TIMEOUT = 30
@@ -33,9 +35,6 @@ class DnsUdp(DatagramProtocol):
         self.metrics = metrics
         self.count = metrics.count_query
         self._tick = 0
-
-    def log_failure(self) -> None:
-        twisted_log.err()
 
 
 _OPCODE_UPDATE = 5 << 3  # opcode bits of the third header byte
@@ -113,8 +112,17 @@ class DnsUdpPort(udp.Port):
                         observe(clock() - start)
                 except OSError:
                     pass  # the client is gone; UDP has nobody to tell
-                except Exception:  # noqa: BLE001 - never let one datagram stop the loop
-                    protocol.log_failure()
+                except Exception as e:  # noqa: BLE001 - never let one datagram stop the loop
+                    # Counted and logged (rate-limited, no traceback); SERVFAIL,
+                    # signed when the request was.
+                    for r in protocol.handler.internal_error(data, addr, e):
+                        if held:
+                            held.append((r, addr))
+                        else:
+                            try:
+                                sendto(r, addr)
+                            except OSError:
+                                pass
         finally:
             protocol._tick = tick
             if store is not None:
@@ -127,12 +135,14 @@ class DnsUdpPort(udp.Port):
         sendto = self.socket.sendto
         try:
             store.end_batch()
-        except Exception:  # noqa: BLE001 - nothing was journaled: confirm nothing
-            self.protocol.log_failure()
-            failure = self.protocol.handler.failure_response
+        except Exception as e:  # noqa: BLE001 - nothing was journaled: confirm nothing
+            journal_log.error("journal write failed (group commit): %s", describe(e))
+            handler = self.protocol.handler
             for data, addr in updates:
                 try:
-                    sendto(failure(data, SERVFAIL), addr)
+                    # Signed when the UPDATE was (RFC 8945 §5.3), so nsupdate
+                    # reports SERVFAIL, not a TSIG error.
+                    sendto(handler.failure_response(data), addr)
                 except OSError:
                     pass
             return  # answers computed from the unjournaled state are dropped

@@ -64,7 +64,14 @@ CASES = [
     ([rule("k", "zonesub")], "k", "www", MX, True),
     ([rule("k", "zonesub")], "k", "@", SOA, False),
     ([rule("k", "zonesub")], "k", "@", NS, False),
-    ([rule("k", "zonesub")], "k", "sub", NS, True),  # a delegation below the apex
+    # BIND: no NS without listing it, below the apex too (no hijacking by referral)
+    ([rule("k", "zonesub")], "k", "sub", NS, False),
+    ([rule("k", "zonesub")], "k", "sub", dns.rdatatype.DS, False),
+    ([rule("k", "zonesub")], "k", "sub", dns.rdatatype.DNAME, False),
+    ([rule("k", "zonesub")], "k", "www", dns.rdatatype.RRSIG, False),
+    ([rule("k", "zonesub")], "k", "www", dns.rdatatype.NSEC3, False),
+    ([rule("k", "zonesub", types=[NS, dns.rdatatype.DNAME])], "k", "sub", NS, True),
+    ([rule("k", "zonesub", types=[NS, dns.rdatatype.DNAME])], "k", "sub", dns.rdatatype.DNAME, True),
     ([rule("k", "zonesub")], "k", "www", dns.rdatatype.RRSIG, False),
     ([rule("k", "zonesub")], "k", "www", dns.rdatatype.NSEC, False),
     ([rule("k", "zonesub", types=[SOA, NS])], "k", "@", SOA, True),

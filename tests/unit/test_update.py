@@ -317,9 +317,14 @@ PRESCAN = [
         rcode=dns.rcode.REFUSED,
     ),
     Case("default-types-no-apex-ns", [("add", "@", 300, "NS", "ns3")], rcode=dns.rcode.REFUSED),
+    # BIND: a key without types may not add NS below the apex either (issue 14, item 11)
+    Case("default-types-no-sub-ns", [("add", "sub", 300, "NS", "ns2.sub")], rcode=dns.rcode.REFUSED),
     Case(
-        "default-types-sub-ns", [("add", "sub", 300, "NS", "ns2.sub")], added={"sub 300 NS ns2.sub"}
+        "default-types-no-new-delegation",
+        [("add", "a.www", 300, "NS", "ns.evil.test.")],
+        rcode=dns.rcode.REFUSED,
     ),
+    Case("default-types-no-dname", [("add", "x", 300, "DNAME", "y")], rcode=dns.rcode.REFUSED),
     Case(
         "refused-then-formerr",
         [
@@ -439,7 +444,13 @@ APPLY = [
     Case("delete-rrset-missing", [("delete", "www", "MX")]),
     Case("delete-rrset-apex-ns", [("delete", "@", "NS")], key="soa-admin"),
     Case("delete-rrset-apex-soa", [("delete", "@", "SOA")], key="soa-admin"),
-    Case("delete-rrset-delegation", [("delete", "sub", "NS")], removed={"sub 300 NS ns.sub"}),
+    Case(
+        "delete-rrset-delegation",
+        [("delete", "sub", "NS")],
+        removed={"sub 300 NS ns.sub"},
+        key="soa-admin",  # lists NS
+    ),
+    Case("delete-delegation-needs-ns", [("delete", "sub", "NS")], rcode=dns.rcode.REFUSED),
     # §3.4.2.3 delete every RRset of a name
     Case(
         "delete-name",
