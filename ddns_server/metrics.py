@@ -57,6 +57,11 @@ class Metrics:
             ["hook"],
             registry=registry,
         )
+        self.dns_errors = Counter(
+            "ddns_dns_internal_errors",
+            "DNS messages whose handling failed inside the server (answered SERVFAIL)",
+            registry=registry,
+        )
         registry.register(_Collector(self, zones))
 
     def count_query(self, query: bytes, response: bytes) -> None:

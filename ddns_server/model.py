@@ -43,7 +43,7 @@ class PolicyRule:
     grant: dns.name.Name  # key name
     match: str  # one of MATCHES
     name: dns.name.Name | None
-    types: frozenset[int] | None  # None = every type except SOA and apex NS
+    types: frozenset[int] | None  # None = every type except policy.NOT_BY_DEFAULT
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import struct
 
 from ddns_server.zonedata import (
     CNAME,
+    DNAME,
     NS,
     QNAME_POINTER,
     RRsetWire,
@@ -40,6 +41,7 @@ SERVFAIL = 2
 NXDOMAIN = 3
 NOTIMP = 4
 REFUSED = 5
+YXDOMAIN = 6
 
 TYPE_A = 1
 TYPE_AAAA = 28
@@ -326,6 +328,33 @@ class _Writer:
 # -- the resolver: RFC 1034 §4.3.2 within one zone -----------------------------
 
 
+def _find_dname(zone: ZoneData, name: bytes) -> bytes | None:
+    """The highest DNAME owner strictly above `name` (the apex included)."""
+    dnames = zone.dnames
+    found = None
+    apex_len = len(zone.apex)
+    pos = 0
+    while len(name) - pos > apex_len:
+        pos += name[pos] + 1
+        if name[pos:] in dnames:
+            found = name[pos:]
+    return found
+
+
+def _synthesize(zone: ZoneData, dname: bytes, name: bytes) -> tuple[RRsetWire, bytes, bool]:
+    """RFC 6672 §2.2: the CNAME that a DNAME at `dname` gives `name`.
+
+    Returns the CNAME's RRsetWire (the DNAME's TTL), its target (lower-cased,
+    for following the chain) and whether the target fits 255 octets.
+    """
+    _, wire = zone.nodes[dname][DNAME]
+    tail = next(tails(wire))
+    ttl = tail[4:8]
+    target = name[: len(name) - len(dname)] + tail[10:]
+    rdata = struct.pack("!HH", CNAME, CLASS_IN) + ttl + struct.pack("!H", len(target)) + target
+    return (1, QNAME_POINTER + rdata), target.lower(), len(target) <= 255
+
+
 def _referral(zone: ZoneData, cut: bytes) -> QueryAnswer:
     ans = QueryAnswer(NOERROR, aa=False)
     count, wire = zone.nodes[cut][NS]
@@ -368,8 +397,28 @@ def resolve(zone: ZoneData, qname: bytes, qtype: int) -> QueryAnswer:
     ans = QueryAnswer()
     name = qname
     nodes = zone.nodes
+    seen = {qname}
     for _ in range(MAX_CHAIN):
         cut = zone.delegation(name)
+        dname = _find_dname(zone, name) if zone.dnames else None
+        if dname is not None and (cut is None or len(dname) < len(cut)):
+            # RFC 6672 §3.2, as BIND: the DNAME, the CNAME synthesized from
+            # it (with the DNAME's TTL), then on to the new name like a CNAME.
+            count, wire = nodes[dname][DNAME]
+            ans.answer.append((None if dname == qname else dname, count, wire))
+            synthesized, target, fits = _synthesize(zone, dname, name)
+            if not fits:
+                ans.rcode = YXDOMAIN  # the new name would exceed 255 octets
+                return ans
+            ans.answer.append((None if name == qname else name, *synthesized))
+            if not is_subdomain(target, zone.apex):
+                return ans
+            if target in seen:
+                ans.rcode = SERVFAIL
+                return ans
+            seen.add(target)
+            name = target
+            continue
         if cut is not None and not (cut == name and qtype == TYPE_DS):
             referral = _referral(zone, cut)
             if not ans.answer:
@@ -405,9 +454,10 @@ def resolve(zone: ZoneData, qname: bytes, qtype: int) -> QueryAnswer:
         target = _names_in_rdata(cname[1])[0]
         if not is_subdomain(target, zone.apex):
             return ans  # the chain leaves the zone: the resolver follows it
-        if any(item[0] == target or (item[0] is None and target == qname) for item in ans.answer):
+        if target in seen:
             ans.rcode = SERVFAIL  # a CNAME loop: BIND answers SERVFAIL with the chain
             return ans
+        seen.add(target)
         name = target
     ans.rcode = SERVFAIL  # longer than BIND's max-restarts allows
     return ans

@@ -35,6 +35,7 @@ import dns.update
 
 from ddns_server import policy
 from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
+from ddns_server.limits import DEFAULT_LIMITS, UpdateLimits, check_limits
 from ddns_server.model import PolicyRule
 from ddns_server.zonedata import Changeset, ZoneData, name_to_wire, skip_name, soa_serial
 
@@ -64,7 +65,7 @@ _AT_CNAME = frozenset(
 # BIND ignores adds of MD and MF (RFC 1123 §6.1.3.2: not in master files).
 _IGNORED_ADDS = frozenset({dns.rdatatype.MD, dns.rdatatype.MF})
 
-# (ttl, rdata wire): one record of an RRset in the working view.
+# (ttl, rdata wire): one record of an RRset.
 RR = tuple[int, bytes]
 # (lower-cased owner wire, rdtype)
 Key = tuple[bytes, int]
@@ -105,30 +106,88 @@ def low_wire(name: dns.name.Name) -> bytes:
 # The working view: the zone as the update RRs so far left it.
 
 
+class RRsetView:
+    """One RRset in the working view: its records keyed by canonical rdata.
+
+    Every operation on it is O(1) per record (issue 14, item 9: a list and
+    re-canonicalizing every record on each add made one large UPDATE
+    quadratic). TTLs: after an add the whole RRset has the added TTL (as
+    BIND does), so one number holds it; `ttls` keeps per-record TTLs only
+    for an RRset read from the zone and not yet added to.
+    """
+
+    __slots__ = ("records", "ttl", "ttls")
+
+    def __init__(self, records: dict[bytes, bytes], ttl: int, ttls: dict[bytes, int] | None):
+        self.records = records  # canonical rdata -> rdata as sent/stored
+        self.ttl = ttl
+        self.ttls = ttls
+
+    @classmethod
+    def from_records(cls, rdtype: int, rrs: Sequence[RR]) -> RRsetView:
+        records: dict[bytes, bytes] = {}
+        ttls: dict[bytes, int] = {}
+        for ttl, rdata in rrs:
+            key = canonical(rdtype, rdata)
+            records[key] = rdata
+            ttls[key] = ttl
+        uniform = len(set(ttls.values())) <= 1
+        ttl = next(iter(ttls.values()), 0)
+        return cls(records, ttl, None if uniform else ttls)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def ttl_of(self, key: bytes) -> int:
+        return self.ttls[key] if self.ttls is not None else self.ttl
+
+    def rrs(self) -> list[RR]:
+        return [(self.ttl_of(key), rdata) for key, rdata in self.records.items()]
+
+    def add(self, key: bytes, ttl: int, rdata: bytes) -> bool:
+        """Add a record (the whole RRset takes its TTL); False: a duplicate."""
+        if key in self.records and self.ttl_of(key) == ttl:
+            return False
+        self.records.pop(key, None)  # an equal record is replaced, at the end
+        self.records[key] = rdata
+        self.ttl = ttl
+        self.ttls = None
+        return True
+
+    def remove(self, key: bytes) -> bool:
+        if self.records.pop(key, None) is None:
+            return False
+        if self.ttls is not None:
+            del self.ttls[key]
+        return True
+
+    def clear(self) -> None:
+        self.records = {}
+        self.ttls = None
+
+
 class WorkingView:
     """The zone's content with this message's changes so far (copy on touch)."""
 
     def __init__(self, zone: ZoneData) -> None:
         self.zone = zone
         self.original: dict[Key, list[RR]] = {}
-        self.current: dict[Key, list[RR]] = {}
+        self.current: dict[Key, RRsetView] = {}
         self.touched_types: dict[bytes, set[int]] = {}
         # owner case of names the message creates: the first spelling seen
         self.new_owners: dict[bytes, bytes] = {}
 
-    def rrset(self, low: bytes, rdtype: int) -> list[RR]:
-        """The records of an RRset (the view's own list: change it via put)."""
+    def rrset(self, low: bytes, rdtype: int) -> RRsetView:
+        """The RRset in the view (changes to it must be followed by touch())."""
         key = (low, rdtype)
-        rrs = self.current.get(key)
-        if rrs is None:
+        view = self.current.get(key)
+        if view is None:
             original = [(ttl, rdata) for _, _, ttl, rdata in self.zone.records_at(low, rdtype)]
             self.original[key] = original
-            rrs = self.current[key] = list(original)
-        return rrs
+            view = self.current[key] = RRsetView.from_records(rdtype, original)
+        return view
 
-    def put(self, low: bytes, rdtype: int, rrs: list[RR]) -> None:
-        self.rrset(low, rdtype)  # remember the original first
-        self.current[(low, rdtype)] = rrs
+    def touch(self, low: bytes, rdtype: int) -> None:
         self.touched_types.setdefault(low, set()).add(rdtype)
 
     def types(self, low: bytes) -> set[int]:
@@ -151,8 +210,9 @@ class WorkingView:
     def changeset(self) -> Changeset:
         """The net change from the zone to the view."""
         changes = Changeset()
-        for (low, rdtype), rrs in self.current.items():
+        for (low, rdtype), view in self.current.items():
             before = self.original[(low, rdtype)]
+            rrs = view.rrs()
             if rrs == before:
                 continue
             old = set(before)
@@ -264,7 +324,9 @@ def prescan(
         rdtype = rrset.rdtype
         if not name.is_subdomain(origin):
             raise NotZone(f"update RR {name} is outside the zone")
-        meta = dns.rdatatype.is_metatype(rdtype)
+        # Meta types (OPT, TSIG, TKEY, IXFR, AXFR, MAILB, MAILA, ANY: 41 and
+        # 128-255) and the reserved TYPE0 are never data: FORMERR, like BIND.
+        meta = dns.rdatatype.is_metatype(rdtype) or rdtype == 0
         new: list[Operation]
         if rrset.deleting is None:
             if rrset.rdclass != IN:
@@ -333,9 +395,10 @@ def add_rr(view: WorkingView, op: Operation) -> None:
         if low != zone.apex:
             return
         current = view.rrset(low, SOA)
-        if current and not _serial_newer(op.rdata, current[0][1]):
+        old = next(iter(current.records.values()), None)
+        if old is not None and not _serial_newer(op.rdata, old):
             return
-        view.put(low, SOA, [(op.ttl, op.rdata)])
+        _replace(view, low, SOA, op)
         return
     types = view.types(low)
     if rdtype == CNAME:
@@ -344,18 +407,23 @@ def add_rr(view: WorkingView, op: Operation) -> None:
             return
     elif CNAME in types and rdtype not in _AT_CNAME:
         return
-    rrs = view.rrset(low, rdtype)
+    rrset = view.rrset(low, rdtype)
     if rdtype in (CNAME, DNAME):
         # Singletons: the new RR replaces the old one (RFC 2136 §3.4.2.2).
-        if rrs != [(op.ttl, op.rdata)]:
-            view.put(low, rdtype, [(op.ttl, op.rdata)])
+        if rrset.rrs() != [(op.ttl, op.rdata)]:
+            _replace(view, low, rdtype, op)
         return
-    new = canonical(rdtype, op.rdata)
-    if any(ttl == op.ttl and canonical(rdtype, rdata) == new for ttl, rdata in rrs):
-        return  # a duplicate: ignored
-    # Like BIND: the whole RRset takes the added RR's TTL; an equal RR is replaced.
-    kept = [(op.ttl, rdata) for _, rdata in rrs if canonical(rdtype, rdata) != new]
-    view.put(low, rdtype, [*kept, (op.ttl, op.rdata)])
+    # Like BIND: the whole RRset takes the added RR's TTL; an equal RR is
+    # replaced; an identical one is ignored.
+    if rrset.add(canonical(rdtype, op.rdata), op.ttl, op.rdata):
+        view.touch(low, rdtype)
+
+
+def _replace(view: WorkingView, low: bytes, rdtype: int, op: Operation) -> None:
+    rrset = view.rrset(low, rdtype)
+    rrset.clear()
+    rrset.add(canonical(rdtype, op.rdata), op.ttl, op.rdata)
+    view.touch(low, rdtype)
 
 
 def delete_rrset(view: WorkingView, op: Operation) -> None:
@@ -363,8 +431,10 @@ def delete_rrset(view: WorkingView, op: Operation) -> None:
     low = low_wire(op.name)
     if low == view.zone.apex and op.rdtype in (SOA, NS):
         return
-    if view.rrset(low, op.rdtype):
-        view.put(low, op.rdtype, [])
+    rrset = view.rrset(low, op.rdtype)
+    if rrset:
+        rrset.clear()
+        view.touch(low, op.rdtype)
 
 
 def delete_name(view: WorkingView, op: Operation) -> None:
@@ -374,7 +444,8 @@ def delete_name(view: WorkingView, op: Operation) -> None:
     for rdtype in view.types(low):
         if apex and rdtype in (SOA, NS):
             continue
-        view.put(low, rdtype, [])
+        view.rrset(low, rdtype).clear()
+        view.touch(low, rdtype)
 
 
 def delete_rr(view: WorkingView, op: Operation) -> None:
@@ -383,16 +454,16 @@ def delete_rr(view: WorkingView, op: Operation) -> None:
     rdtype = op.rdtype
     if rdtype == SOA:
         return
-    rrs = view.rrset(low, rdtype)
-    if not rrs:
+    rrset = view.rrset(low, rdtype)
+    if not rrset:
         return
     target = canonical(rdtype, op.rdata)
-    kept = [(ttl, rdata) for ttl, rdata in rrs if canonical(rdtype, rdata) != target]
-    if len(kept) == len(rrs):
+    if target not in rrset.records:
         return
-    if not kept and rdtype == NS and low == view.zone.apex:
+    if len(rrset) == 1 and rdtype == NS and low == view.zone.apex:
         return  # BIND: "attempt to delete last NS ignored"
-    view.put(low, rdtype, kept)
+    rrset.remove(target)
+    view.touch(low, rdtype)
 
 
 def _serial_newer(new_soa: bytes, old_soa: bytes) -> bool:
@@ -437,6 +508,7 @@ def process(
     rules: Sequence[PolicyRule],
     key_name: dns.name.Name | None,
     wire: bytes | None = None,
+    limits: UpdateLimits = DEFAULT_LIMITS,
 ) -> Changeset:
     """The net changes of an UPDATE message (empty: it changes nothing).
 
@@ -452,7 +524,12 @@ def process(
     view = WorkingView(zone)
     for op in operations:
         apply_operation(view, op)
-    return view.changeset()
+    changes = view.changeset()
+    # Over a cap the message is refused whole (BIND's max-records-per-type
+    # and max-types-per-name; our size caps). To move into the writer's
+    # pre-commit checks when there is one.
+    check_limits(zone, changes, limits)
+    return changes
 
 
 __all__ = ["Operation", "WorkingView", "canonical", "process"]

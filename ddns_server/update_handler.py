@@ -20,6 +20,7 @@ import dns.update
 from ddns_server import policy
 from ddns_server.dnsmsg import Source
 from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
+from ddns_server.limits import DEFAULT_LIMITS, UpdateLimits
 from ddns_server.model import PolicyRule, Zone
 from ddns_server.store import Store
 from ddns_server.update import process, zone_section
@@ -38,8 +39,10 @@ class UpdateProcessor:
         store: Store,
         zones: Iterable[Zone],
         count: Callable[[str], None] = lambda result: None,
+        limits: UpdateLimits = DEFAULT_LIMITS,
     ) -> None:
         self.store = store
+        self.limits = limits  # issue 14: caps on what one UPDATE may make a zone hold
         self.count = count  # result: the rcode's name, or "NOCHANGE"
         self.policies: dict[bytes, tuple[PolicyRule, ...]] = {}
         self.configure(zones)
@@ -107,7 +110,7 @@ class UpdateProcessor:
             # against a newer one, journals before anything is published.
             version = self.store.write(
                 zone.origin,
-                lambda current: process(current, query, rules, key_name),
+                lambda current: process(current, query, rules, key_name, limits=self.limits),
                 who,
                 source[0],
                 CHANNEL,

@@ -37,7 +37,7 @@ import dns.tsig
 
 from ddns_server import model
 from ddns_server.dnsmsg import Source
-from ddns_server.errors import FormErr, NotAuth, Refused
+from ddns_server.errors import FormErr, NotAuth, Refused, ServFail
 from ddns_server.journal import net_changes
 from ddns_server.query import opt_record
 from ddns_server.store import Store, zone_key
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # Octets per transfer message (BIND's transfer-message-size is 20480). Below
 # 16384 every offset in a message fits a compression pointer (RFC 1035 §4.1.4).
 MESSAGE_SIZE = 16000
+# The largest message at all: TCP frames it with a 16-bit length.
+MAX_MESSAGE = 65535
 # BIND 9.18's max-ixfr-ratio default (100%): when the condensed differences
 # hold more records than the zone itself, an AXFR-style answer is smaller.
 MAX_IXFR_RATIO = 1.0
@@ -119,6 +121,26 @@ class TransferProcessor:
 
     def handle_transfer(self, query: dns.message.Message, source: Source, tcp: bool) -> list[bytes]:
         """The response messages to an AXFR or IXFR query (signed when it was)."""
+        try:
+            return self._transfer(query, source, tcp)
+        except RecordTooBig as e:
+            # Fail this transfer cleanly (SERVFAIL, one log line): BIND's
+            # xfrout fails the same way when a record cannot be rendered.
+            question = query.question[0]
+            log.error(
+                "%s of %s to %s#%d failed: a record at %s of %d octets cannot fit"
+                " a %d-octet message with its OPT and TSIG records",
+                dns.rdatatype.to_text(question.rdtype),
+                question.name,
+                source[0],
+                source[1],
+                _owner_text(e.owner),
+                e.size,
+                MAX_MESSAGE,
+            )
+            raise ServFail("transfer record too big") from None
+
+    def _transfer(self, query: dns.message.Message, source: Source, tcp: bool) -> list[bytes]:
         question = query.question[0]
         kind = dns.rdatatype.to_text(question.rdtype)
         apex = name_to_wire(question.name).lower()
@@ -233,6 +255,15 @@ class TransferProcessor:
 # -- rendering ------------------------------------------------------------------------
 
 
+class RecordTooBig(Exception):
+    """A record that cannot fit one transfer message even alone."""
+
+    def __init__(self, owner: bytes, size: int) -> None:
+        super().__init__(f"a record of {owner!r} takes {size} octets")
+        self.owner = owner
+        self.size = size
+
+
 class _Signer:
     """RFC 8945 §5.3.1: every message of a transfer signed, each MAC chained."""
 
@@ -285,7 +316,10 @@ class _MessageWriter:
         self.apex_len = len(apex)
         self.opt = opt
         self.signer = signer
-        self.room = size - len(opt) - (signer.reserve if signer else 0)
+        overhead = len(opt) + (signer.reserve if signer else 0)
+        self.room = size - overhead
+        # A record bigger than `room` goes alone in a message, up to this.
+        self.limit = MAX_MESSAGE - overhead
         self.messages: list[bytes] = []
         self.records = 0
         self._start()
@@ -321,6 +355,10 @@ class _MessageWriter:
             self._flush()
             self.add(owner, tail)
             return
+        if pos + len(rr) > self.limit:
+            # Alone in a message and still too big for 65535 octets with the
+            # OPT and TSIG records: no transfer can carry it.
+            raise RecordTooBig(owner, len(rr))
         self.parts.append(rr)
         self.pos = pos + len(rr)
         self.count += 1
@@ -384,6 +422,13 @@ def _zone_tails(zone: ZoneData) -> Iterator[OwnedTail]:
             else:
                 for tail in tails(wire):
                     yield owner, tail
+
+
+def _owner_text(owner: bytes) -> str:
+    try:
+        return dns.name.from_wire(owner, 0)[0].to_text()
+    except Exception:  # noqa: BLE001 - only for the log line
+        return repr(owner)
 
 
 def _key_text(key: dns.name.Name | None) -> str:

@@ -30,6 +30,7 @@ IN = dns.rdataclass.IN
 SOA = dns.rdatatype.SOA
 NS = dns.rdatatype.NS
 CNAME = dns.rdatatype.CNAME
+DNAME = dns.rdatatype.DNAME
 
 _RR_HEADER = struct.Struct("!HHIH")
 
@@ -160,8 +161,11 @@ class ZoneData:
         self.below: dict[bytes, int] = {}
         # delegation points: non-apex owners holding NS
         self.cuts: set[bytes] = set()
-        # owners at or below a delegation point (answered with a referral);
-        # lets the query fast path skip the search for a cut with one lookup
+        # owners of DNAME records (RFC 6672: the names below them are redirected)
+        self.dnames: set[bytes] = set()
+        # owners at or below a delegation point (answered with a referral) or
+        # below a DNAME (answered by synthesis); lets the query fast path
+        # skip the search for a cut with one lookup
         self.occluded: set[bytes] = set()
         self.wildcards = 0
         self.serial = 0
@@ -196,6 +200,8 @@ class ZoneData:
         apex = zone.apex
         below = zone.below
         for low, node in nodes.items():
+            if DNAME in node:
+                zone.dnames.add(low)
             if low == apex:
                 continue
             if NS in node:
@@ -218,11 +224,15 @@ class ZoneData:
         if owner != low:
             self.case[low] = owner
         self.record_count += sum(count for count, _ in node.values())
+        if DNAME in node and low not in self.dnames:
+            self.dnames.add(low)
+            if not bulk:
+                self._mark_occluded()
         if NS in node and low != self.apex and low not in self.cuts:
             self.cuts.add(low)
             if not bulk:
                 self._mark_occluded()
-        elif self.cuts and not bulk and self.delegation(low) is not None:
+        elif (self.cuts or self.dnames) and not bulk and self._occluded(low):
             self.occluded.add(low)
         if low.startswith(b"\x01*"):
             self.wildcards += 1
@@ -239,6 +249,9 @@ class ZoneData:
         self.occluded.discard(low)
         if low in self.cuts:
             self.cuts.discard(low)
+            self._mark_occluded()
+        if low in self.dnames:
+            self.dnames.discard(low)
             self._mark_occluded()
         if low.startswith(b"\x01*"):
             self.wildcards -= 1
@@ -268,12 +281,27 @@ class ZoneData:
             pos += low[pos] + 1
         return found
 
+    def _occluded(self, low: bytes) -> bool:
+        """At or below a delegation point, or strictly below a DNAME owner
+        (RFC 6672 §2.3: the names below a DNAME are not served)."""
+        if self.delegation(low) is not None:
+            return True
+        if not self.dnames:
+            return False
+        apex_len = len(self.apex)
+        name = low
+        while len(name) > apex_len:
+            name = parent(name)
+            if name in self.dnames:
+                return True
+        return False
+
     def _mark_occluded(self) -> None:
-        """Recompute `occluded` after a delegation point came or went (rare)."""
-        if not self.cuts:
+        """Recompute `occluded` after a delegation point or DNAME came or went (rare)."""
+        if not self.cuts and not self.dnames:
             self.occluded = set()
             return
-        self.occluded = {low for low in self.nodes if self.delegation(low) is not None}
+        self.occluded = {low for low in self.nodes if self._occluded(low)}
 
     def apply(self, changeset: Changeset) -> None:
         """Apply a changeset in place (one synchronous call: atomic for queries)."""
@@ -289,12 +317,13 @@ class ZoneData:
             entry[2].append(rr_tail(rdtype, ttl, rdata))
         for (low, rdtype), (owner, removed, added) in touched.items():
             node = self.nodes.get(low)
-            current = list(tails(node[rdtype][1])) if node and rdtype in node else []
+            current = tails(node[rdtype][1]) if node and rdtype in node else ()
             drop = set(removed)
-            kept = [t for t in current if t not in drop]
-            for tail in added:
-                if tail not in kept:
-                    kept.append(tail)
+            # An insertion-ordered set: linear in the RRset and the change
+            # (a list's membership test made large updates quadratic).
+            kept_set = dict.fromkeys(t for t in current if t not in drop)
+            kept_set.update(dict.fromkeys(added))
+            kept = list(kept_set)
             new_node = dict(node) if node else {}
             if kept:
                 new_node[rdtype] = (len(kept), b"".join(QNAME_POINTER + t for t in kept))

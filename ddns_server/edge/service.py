@@ -67,7 +67,9 @@ class Server:
         self.engine = QueryEngine(self.store.zones)
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, lambda: self.store.zones)
-        self.handler = DnsHandler(self.engine, keyring(config.keys))
+        self.handler = DnsHandler(
+            self.engine, keyring(config.keys), count_error=self.metrics.dns_errors.inc
+        )
         self.updates = UpdateProcessor(
             self.store,
             config.zones,

@@ -260,6 +260,18 @@ PRESCAN = [
         [("add", "x", 60, dns.rdata.from_text("IN", "MAILA", r"\# 0"))],
         rcode=dns.rcode.FORMERR,
     ),
+    # issue 14, item 16: TYPE0 and the other meta types are never data
+    Case(
+        "add-type0",
+        [("add", "x", 60, dns.rdata.from_text("IN", "TYPE0", r"\# 1 00"))],
+        rcode=dns.rcode.FORMERR,
+    ),
+    Case(
+        "add-meta-tkey-range",
+        [("add", "x", 60, dns.rdata.from_text("IN", "TYPE200", r"\# 0"))],
+        rcode=dns.rcode.FORMERR,
+    ),
+    Case("delete-rrset-type0", [("delete", "www", "TYPE0")], rcode=dns.rcode.FORMERR),
     Case("add-class", [("update", rrset("x", 60, "CH", "TXT", "x"))], rcode=dns.rcode.FORMERR),
     Case("delete-rrset-ttl", [("delete", "www", "A"), ("ttl", 0, 60)], rcode=dns.rcode.FORMERR),
     Case("delete-name-ttl", [("delete", "www"), ("ttl", 0, 60)], rcode=dns.rcode.FORMERR),
@@ -318,7 +330,9 @@ PRESCAN = [
     ),
     Case("default-types-no-apex-ns", [("add", "@", 300, "NS", "ns3")], rcode=dns.rcode.REFUSED),
     # BIND: a key without types may not add NS below the apex either (issue 14, item 11)
-    Case("default-types-no-sub-ns", [("add", "sub", 300, "NS", "ns2.sub")], rcode=dns.rcode.REFUSED),
+    Case(
+        "default-types-no-sub-ns", [("add", "sub", 300, "NS", "ns2.sub")], rcode=dns.rcode.REFUSED
+    ),
     Case(
         "default-types-no-new-delegation",
         [("add", "a.www", 300, "NS", "ns.evil.test.")],

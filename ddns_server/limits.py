@@ -1,0 +1,126 @@
+"""What one change may make a zone hold: records per RRset, types per name, sizes.
+
+A pure check of a zone and the changeset about to be committed (issue 14,
+items 9 and 10): one low-privilege key must not be able to grow an RRset
+until answering it costs seconds, or until it no longer fits a DNS message
+(a TCP answer or a transfer message: 65,535 octets). Over a cap the whole
+change is refused (REFUSED), nothing is applied.
+
+The caps follow BIND's `max-records-per-type` and `max-types-per-name`
+(BIND 9.18.28+/9.20 default both to 100; 0 = unlimited, as in BIND). BIND
+has no rdata or RRset size option (it fails the answer instead); ours keep
+every RRset far below 65,535 octets, with room for the question, an OPT and
+a TSIG record.
+
+Only RRsets and names the change adds to are checked: deleting from a zone
+that is already over a cap (loaded from a zone file) is always possible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ddns_server.errors import Refused
+from ddns_server.zonedata import Changeset, ZoneData, wire_to_name
+
+# BIND 9.20's defaults for max-records-per-type and max-types-per-name.
+MAX_RECORDS_PER_TYPE = 100
+MAX_TYPES_PER_NAME = 100
+# One record's rdata (octets): far above any real TXT/DKIM/CAA record.
+MAX_RDATA_SIZE = 4096
+# One RRset as it goes out (each record: 2-octet owner pointer, 10 octets of
+# type/class/TTL/length, the rdata): half a TCP message, leaving ample room
+# for the header, the question, glue, an OPT and a TSIG record.
+MAX_RRSET_SIZE = 32768
+
+_RR_OVERHEAD = 12  # owner pointer (2) + type, class, TTL, rdlength (10)
+
+
+@dataclass(frozen=True)
+class UpdateLimits:
+    """The caps (0 = unlimited, as BIND's options)."""
+
+    max_records_per_type: int = MAX_RECORDS_PER_TYPE
+    max_types_per_name: int = MAX_TYPES_PER_NAME
+    max_rdata_size: int = MAX_RDATA_SIZE
+    max_rrset_size: int = MAX_RRSET_SIZE
+
+
+DEFAULT_LIMITS = UpdateLimits()
+
+
+def check_limits(zone: ZoneData, changes: Changeset, limits: UpdateLimits = DEFAULT_LIMITS) -> None:
+    """Raise Refused when `changes` would take `zone` over a cap.
+
+    Linear in the size of the change (the zone's RRsets keep their count and
+    wire size at hand).
+    """
+    if not changes.added:
+        return
+    # (owner, type) -> [records, wire octets] after the change
+    sizes: dict[tuple[bytes, int], list[int]] = {}
+    grown: set[tuple[bytes, int]] = set()
+    nodes = zone.nodes
+    max_rdata = limits.max_rdata_size
+
+    def entry(low: bytes, rdtype: int) -> list[int]:
+        found = sizes.get((low, rdtype))
+        if found is None:
+            node = nodes.get(low)
+            rrset = node.get(rdtype) if node else None
+            found = [rrset[0], len(rrset[1])] if rrset else [0, 0]
+            sizes[(low, rdtype)] = found
+        return found
+
+    for owner, rdtype, _ttl, rdata in changes.removed:
+        size = entry(owner.lower(), rdtype)
+        size[0] -= 1
+        size[1] -= _RR_OVERHEAD + len(rdata)
+    for owner, rdtype, _ttl, rdata in changes.added:
+        if max_rdata and len(rdata) > max_rdata:
+            raise Refused(
+                f"{_text(owner)}: a record of {len(rdata)} octets (max_rdata_size is {max_rdata})"
+            )
+        low = owner.lower()
+        size = entry(low, rdtype)
+        size[0] += 1
+        size[1] += _RR_OVERHEAD + len(rdata)
+        grown.add((low, rdtype))
+    names: set[bytes] = set()
+    for low, rdtype in grown:
+        count, octets = sizes[(low, rdtype)]
+        if limits.max_records_per_type and count > limits.max_records_per_type:
+            raise Refused(
+                f"{_text(low)}: {count} records of type {rdtype}"
+                f" (max_records_per_type is {limits.max_records_per_type})"
+            )
+        if limits.max_rrset_size and octets > limits.max_rrset_size:
+            raise Refused(
+                f"{_text(low)}: an RRset of {octets} octets"
+                f" (max_rrset_size is {limits.max_rrset_size})"
+            )
+        names.add(low)
+    if not limits.max_types_per_name:
+        return
+    touched: dict[bytes, dict[int, int]] = {}  # name -> type -> records after
+    for (low, rdtype), size in sizes.items():
+        if low in names:
+            touched.setdefault(low, {})[rdtype] = size[0]
+    for low, counts in touched.items():
+        types = {t for t in nodes.get(low) or () if t not in counts}
+        types.update(t for t, count in counts.items() if count > 0)
+        if len(types) > limits.max_types_per_name:
+            raise Refused(
+                f"{_text(low)}: {len(types)} types"
+                f" (max_types_per_name is {limits.max_types_per_name})"
+            )
+
+
+def _text(owner: bytes) -> str:
+    try:
+        return str(wire_to_name(owner.lower()))
+    except Exception:  # noqa: BLE001 - only for the message
+        return repr(owner)
+
+
+__all__ = ["UpdateLimits", "DEFAULT_LIMITS", "check_limits"]
