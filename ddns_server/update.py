@@ -80,11 +80,28 @@ class Operation:
     rdtype: int
     ttl: int = 0
     rdata: bytes = b""
+    low: bytes = b""  # the owner's lower-cased wire (computed once per RR)
+    canon: bytes = b""  # the rdata's canonical form (for comparing records)
+
+
+def _rdatas(rrset: dns.rrset.RRset) -> list[tuple[bytes, bytes]]:
+    """(wire, canonical wire) of each record, from dnspython's own objects."""
+    rdtype = rrset.rdtype
+    out = []
+    for rd in rrset:
+        rdata = rd.to_wire()
+        plain = rdtype in _PLAIN or rdata == rdata.lower()  # see canonical()
+        out.append((rdata, rdata if plain else rd.to_digestable()))
+    return out
 
 
 def canonical(rdtype: int, rdata: bytes) -> bytes:
-    """The rdata in canonical form (RFC 4034 §6.2), for comparing records."""
-    if rdtype in _PLAIN:
+    """The rdata in canonical form (RFC 4034 §6.2), for comparing records.
+
+    Canonical form only lower-cases the names in it (the wire is already
+    uncompressed): rdata without an upper-case ASCII octet is canonical as is.
+    """
+    if rdtype in _PLAIN or rdata == rdata.lower():
         return rdata
     try:
         rd = dns.rdata.from_wire(IN, cast(dns.rdatatype.RdataType, rdtype), rdata, 0, len(rdata))
@@ -319,11 +336,16 @@ def prescan(
     """
     origin = zone.origin
     operations: list[Operation] = []
+    lows: dict[dns.name.Name, bytes] = {}  # names repeat: convert each once
+    granted: set[tuple[dns.name.Name, int]] = set()
     for rrset, ttl in zip(updates, ttls, strict=True):
         name = rrset.name
         rdtype = rrset.rdtype
-        if not name.is_subdomain(origin):
-            raise NotZone(f"update RR {name} is outside the zone")
+        low = lows.get(name)
+        if low is None:
+            if not name.is_subdomain(origin):
+                raise NotZone(f"update RR {name} is outside the zone")
+            low = lows[name] = low_wire(name)
         # Meta types (OPT, TSIG, TKEY, IXFR, AXFR, MAILB, MAILA, ANY: 41 and
         # 128-255) and the reserved TYPE0 are never data: FORMERR, like BIND.
         meta = dns.rdatatype.is_metatype(rdtype) or rdtype == 0
@@ -333,20 +355,29 @@ def prescan(
                 raise FormErr(f"update RR {name} has class {rrset.rdclass}")
             if meta:
                 raise FormErr(f"update RR {name} adds meta type {rdtype}")
-            new = [Operation("add", name, rdtype, ttl, rd.to_wire()) for rd in rrset]
+            new = [
+                Operation("add", name, rdtype, ttl, rdata, low, canon)
+                for rdata, canon in _rdatas(rrset)
+            ]
         elif rrset.deleting == ANY_CLASS:
             if ttl != 0 or (meta and rdtype != ANY):
                 raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
             kind = "delete_name" if rdtype == ANY else "delete_rrset"
-            new = [Operation(kind, name, rdtype)]
+            new = [Operation(kind, name, rdtype, low=low)]
         else:  # NONE_CLASS
             if ttl != 0 or meta:
                 raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
-            new = [Operation("delete_rr", name, rdtype, 0, rd.to_wire()) for rd in rrset]
+            new = [
+                Operation("delete_rr", name, rdtype, 0, rdata, low, canon)
+                for rdata, canon in _rdatas(rrset)
+            ]
         for rdtype_checked in _policy_types(zone, name, rdtype):
+            if (name, rdtype_checked) in granted:
+                continue
             if not policy.allowed(rules, origin, key_name, name, rdtype_checked):
                 who = key_name.to_text(omit_final_dot=True) if key_name else "unsigned"
                 raise Refused(f"{who} may not update {name}/{type_text(rdtype_checked)}")
+            granted.add((name, rdtype_checked))
         operations.extend(new)
     return operations
 
@@ -385,7 +416,7 @@ def apply_operation(view: WorkingView, op: Operation) -> None:
 def add_rr(view: WorkingView, op: Operation) -> None:
     """§3.4.2.2: add one RR, with the special cases BIND applies."""
     zone = view.zone
-    low = low_wire(op.name)
+    low = op.low
     rdtype = op.rdtype
     if rdtype in _IGNORED_ADDS:
         return
@@ -415,20 +446,20 @@ def add_rr(view: WorkingView, op: Operation) -> None:
         return
     # Like BIND: the whole RRset takes the added RR's TTL; an equal RR is
     # replaced; an identical one is ignored.
-    if rrset.add(canonical(rdtype, op.rdata), op.ttl, op.rdata):
+    if rrset.add(op.canon, op.ttl, op.rdata):
         view.touch(low, rdtype)
 
 
 def _replace(view: WorkingView, low: bytes, rdtype: int, op: Operation) -> None:
     rrset = view.rrset(low, rdtype)
     rrset.clear()
-    rrset.add(canonical(rdtype, op.rdata), op.ttl, op.rdata)
+    rrset.add(op.canon, op.ttl, op.rdata)
     view.touch(low, rdtype)
 
 
 def delete_rrset(view: WorkingView, op: Operation) -> None:
     """§3.4.2.3: delete an RRset; never the apex SOA or NS."""
-    low = low_wire(op.name)
+    low = op.low
     if low == view.zone.apex and op.rdtype in (SOA, NS):
         return
     rrset = view.rrset(low, op.rdtype)
@@ -439,7 +470,7 @@ def delete_rrset(view: WorkingView, op: Operation) -> None:
 
 def delete_name(view: WorkingView, op: Operation) -> None:
     """§3.4.2.3: delete every RRset of a name; at the apex SOA and NS stay."""
-    low = low_wire(op.name)
+    low = op.low
     apex = low == view.zone.apex
     for rdtype in view.types(low):
         if apex and rdtype in (SOA, NS):
@@ -450,14 +481,14 @@ def delete_name(view: WorkingView, op: Operation) -> None:
 
 def delete_rr(view: WorkingView, op: Operation) -> None:
     """§3.4.2.4: delete one RR; never an SOA, never the last apex NS."""
-    low = low_wire(op.name)
+    low = op.low
     rdtype = op.rdtype
     if rdtype == SOA:
         return
     rrset = view.rrset(low, rdtype)
     if not rrset:
         return
-    target = canonical(rdtype, op.rdata)
+    target = op.canon
     if target not in rrset.records:
         return
     if len(rrset) == 1 and rdtype == NS and low == view.zone.apex:
