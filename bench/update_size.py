@@ -40,14 +40,14 @@ import dns.update
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ddns_server import config  # noqa: E402
-from ddns_server.config import PolicyRule  # noqa: E402
+from ddns_server import model  # noqa: E402
 from ddns_server.dnsmsg import DnsHandler  # noqa: E402
 from ddns_server.journal import Journal  # noqa: E402
 from ddns_server.limits import UpdateLimits  # noqa: E402
+from ddns_server.model import PolicyRule  # noqa: E402
 from ddns_server.query import QueryEngine  # noqa: E402
 from ddns_server.store import Store, records_from_text  # noqa: E402
-from ddns_server.updates import UpdateProcessor  # noqa: E402
+from ddns_server.update_handler import UpdateProcessor  # noqa: E402
 
 ORIGIN = dns.name.from_text("bench.test")
 KEY = dns.tsig.Key("bench-key.", b"b" * 32, dns.tsig.HMAC_SHA256)
@@ -86,7 +86,7 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Journal(Path(tmp) / "journal.sqlite3"))
         store.open_zone(ORIGIN, records_from_text(ZONE, ORIGIN, "bench"))
-        zone_config = config.Zone(ORIGIN, None, (PolicyRule(KEY.name, "zonesub", None, None),))
+        zone_config = model.Zone(ORIGIN, None, (PolicyRule(KEY.name, "zonesub", None, None),))
         handler = DnsHandler(QueryEngine(store.zones), {KEY.name: KEY})
         handler.updates = UpdateProcessor(store, [zone_config], limits=limits)
         times: list[float] = []

@@ -41,13 +41,13 @@ import dns.rrset
 import dns.tsig
 import dns.update
 
-from ddns_server import config
-from ddns_server.config import PolicyRule
+from ddns_server import model
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.journal import Journal
+from ddns_server.model import PolicyRule
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine
 from ddns_server.store import Store, records_from_text
-from ddns_server.updates import UpdateProcessor
+from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
 from ddns_server.zonedata import ZoneData
 
@@ -218,7 +218,7 @@ class Target:
     def __init__(self, folder: Path) -> None:
         self.store = Store(Journal(folder / "journal.sqlite3"))
         self.store.open_zone(ORIGIN, records_from_text(ZONE, ORIGIN, "fuzz"))
-        zone_config = config.Zone(ORIGIN, None, RULES, allow_transfer_networks=("127.0.0.0/8",))
+        zone_config = model.Zone(ORIGIN, None, RULES, allow_transfer_networks=("127.0.0.0/8",))
         self.errors = 0
         self.handler = DnsHandler(
             QueryEngine(self.store.zones), dict(KEYRING), count_error=self._error
