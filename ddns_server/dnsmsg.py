@@ -29,6 +29,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from ddns_server.errors import DnsError
+from ddns_server.model import TSIG_MAX_FUDGE
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine, bare_error, opt_record, udp_limit
 from ddns_server.ratelog import RateLimitedLog, describe
 from ddns_server.tsigwire import TSIG_FUDGE, append_tsig, tsig_rdata
@@ -43,7 +44,7 @@ Keyring = dict[dns.name.Name, dns.tsig.Key]
 # The largest fudge we honour in a request: a request may claim up to 65535 s
 # (18 h of replay); we allow at most this (BIND's own fudge, RFC 8945 §10's
 # recommended 300 s). Configurable: `tsig_max_fudge`.
-MAX_FUDGE = 300
+MAX_FUDGE = TSIG_MAX_FUDGE
 # The largest DNS message over TCP (a 16-bit length prefix).
 TCP_MAX = 65535
 Source = tuple[str, int]

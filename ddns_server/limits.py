@@ -18,33 +18,11 @@ that is already over a cap (loaded from a zone file) is always possible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ddns_server.errors import Refused
+from ddns_server.model import UpdateLimits
 from ddns_server.zonedata import Changeset, ZoneData, wire_to_name
 
-# BIND 9.20's defaults for max-records-per-type and max-types-per-name.
-MAX_RECORDS_PER_TYPE = 100
-MAX_TYPES_PER_NAME = 100
-# One record's rdata (octets): far above any real TXT/DKIM/CAA record.
-MAX_RDATA_SIZE = 4096
-# One RRset as it goes out (each record: 2-octet owner pointer, 10 octets of
-# type/class/TTL/length, the rdata): half a TCP message, leaving ample room
-# for the header, the question, glue, an OPT and a TSIG record.
-MAX_RRSET_SIZE = 32768
-
 _RR_OVERHEAD = 12  # owner pointer (2) + type, class, TTL, rdlength (10)
-
-
-@dataclass(frozen=True)
-class UpdateLimits:
-    """The caps (0 = unlimited, as BIND's options)."""
-
-    max_records_per_type: int = MAX_RECORDS_PER_TYPE
-    max_types_per_name: int = MAX_TYPES_PER_NAME
-    max_rdata_size: int = MAX_RDATA_SIZE
-    max_rrset_size: int = MAX_RRSET_SIZE
-
 
 DEFAULT_LIMITS = UpdateLimits()
 

@@ -92,6 +92,25 @@ DEFAULT_DNS_LISTEN: tuple[Endpoint, ...] = Listen().dns
 
 
 @dataclass(frozen=True)
+class UpdateLimits:
+    """What one change may make a zone hold (ddns_server.limits; 0 = unlimited).
+
+    `update_limits:` in the config. The first two are BIND's
+    max-records-per-type and max-types-per-name with BIND 9.20's defaults.
+    """
+
+    max_records_per_type: int = 100
+    max_types_per_name: int = 100
+    max_rdata_size: int = 4096  # octets of one record's data
+    max_rrset_size: int = 32768  # octets of one RRset on the wire (half a TCP message)
+
+
+# The largest TSIG fudge honoured in a request (seconds): RFC 8945 §10's 300,
+# BIND's own fudge. `tsig_max_fudge:` in the config.
+TSIG_MAX_FUDGE = 300
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     data_dir: Path
@@ -104,6 +123,8 @@ class Config:
     keys: tuple[TsigKey, ...] = ()
     users: tuple[User, ...] = ()
     zones: tuple[Zone, ...] = ()
+    update_limits: UpdateLimits = field(default_factory=UpdateLimits)
+    tsig_max_fudge: int = TSIG_MAX_FUDGE
 
     @property
     def journal_path(self) -> Path:

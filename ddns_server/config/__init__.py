@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from ddns_server.config.keys import read_keys
+from ddns_server.config.limits import read_tsig_max_fudge, read_update_limits
 from ddns_server.config.reader import NULL, Reader, compose_file
 from ddns_server.config.server import (
     read_data_dir,
@@ -105,6 +106,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("keys", read_keys),
     Section("users", read_users, needs=("tls", "zones")),
     Section("zones", read_zones, needs=("keys",)),
+    Section("update_limits", read_update_limits),
+    Section("tsig_max_fudge", read_tsig_max_fudge),
 )
 
 

@@ -68,12 +68,16 @@ class Server:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, lambda: self.store.zones)
         self.handler = DnsHandler(
-            self.engine, keyring(config.keys), count_error=self.metrics.dns_errors.inc
+            self.engine,
+            keyring(config.keys),
+            max_fudge=config.tsig_max_fudge,
+            count_error=self.metrics.dns_errors.inc,
         )
         self.updates = UpdateProcessor(
             self.store,
             config.zones,
             lambda result: self.metrics.updates.labels("rfc2136", result).inc(),
+            limits=config.update_limits,
         )
         self.handler.updates = self.updates
         self.transfers = TransferProcessor(self.store, config.zones)
@@ -178,7 +182,9 @@ class Server:
                 opened.append((zone, seed))
         self.config = config
         self.handler.keyring = keyring(config.keys)
+        self.handler.max_fudge = config.tsig_max_fudge
         self.updates.configure(config.zones)
+        self.updates.limits = config.update_limits
         self.transfers.configure(config.zones)
         self.notifier.configure(config.zones)
         wanted = {name_to_wire(zone.name).lower() for zone in config.zones}
