@@ -4,6 +4,7 @@
 #   make test               unit + integration tests, ruff, mypy
 #   make test PYTEST_ARGS='-k axfr -x'
 #   make bench BENCH_ARGS='--records 100000'
+#   make fuzz FUZZ_ARGS='--cases 1000000 --seed 7'
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -15,6 +16,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= conf/ddns.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+FUZZ_ARGS ?=
 
 .PHONY: help venv serve test unit tools bench lint dead format clean distclean
 
@@ -24,6 +26,7 @@ help:
 	@echo "make unit       only the unit tests (no sockets, no external tools)"
 	@echo "make tools      install named, dig, nsupdate, knsupdate, ddclient, inadyn, curl"
 	@echo "make bench      run bench/run.py \$$(BENCH_ARGS)"
+	@echo "make fuzz       a long fuzz run of the DNS message path: scripts/fuzz.py \$$(FUZZ_ARGS)"
 	@echo "make lint       ruff check, ruff format --check, mypy (and shellcheck if present)"
 	@echo "make dead       vulture: unused code (framework callbacks in scripts/vulture_whitelist.py)"
 	@echo "make format     ruff format and ruff check --fix"
@@ -54,6 +57,10 @@ serve: venv
 
 bench: venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Not part of `make test` (which runs a few thousand cases in tests/unit/test_fuzz.py).
+fuzz: venv
+	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
 
 tools:
 	@bash scripts/ensure-tools.sh
