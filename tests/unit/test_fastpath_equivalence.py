@@ -32,6 +32,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 ZONES = {
     "dyn.example.test.": DATA / "example.zone",
     "wild.example.test.": DATA / "wild.zone",
+    "dname.example.test.": DATA / "dname.zone",  # RFC 6672 (issue 14, item 16)
 }
 QTYPES = ["A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "DS", "ANY", "SRV", "PTR", "CAA"]
 # (use_edns, payload, DO)
@@ -62,6 +63,10 @@ def names_of(zone: ZoneData) -> list[str]:
         names.add(name.to_text())
         if name != zone.origin:
             names.add(dns.name.Name((b"absent",) + name.labels).to_text())
+            names.add(dns.name.Name((b"two", b"deep") + name.labels).to_text())
+            if len(name) < 4:
+                # long enough that a DNAME's target passes 255 octets: YXDOMAIN
+                names.add(dns.name.Name((b"q" * 63, b"r" * 60) + name.labels).to_text())
             if name.labels[0] == b"*":
                 names.add(dns.name.Name((b"match",) + name.labels[1:]).to_text())
                 names.add(dns.name.Name((b"two", b"deep") + name.labels[1:]).to_text())
@@ -162,6 +167,9 @@ def test_equal_after_many_changes() -> None:
         rr("deep.a.b.c", "NS", "ns.example.net.", origin),
         rr("alias", "CNAME", "x.sub", origin),
         rr("new", "AAAA", "2001:db8::5", origin),
+        rr("b.c", "DNAME", "sub", origin),
+        rr("alias2", "DNAME", "a.b.c", origin),
+        rr("zz", "DNAME", "new", origin),
     ]
     names = [
         "www",
@@ -180,6 +188,10 @@ def test_equal_after_many_changes() -> None:
         "new",
         "c",
         "x.c",
+        "x.b.c",
+        "deep.alias2",
+        "x.zz",
+        "zz",
     ]
     for _ in range(60):
         present = zone.record_set()
