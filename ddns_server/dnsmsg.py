@@ -38,6 +38,9 @@ from ddns_server.zonedata import skip_name
 log = logging.getLogger("ddns_server.dnsmsg")
 # Per-packet problems (internal errors) are logged a few times a second at most.
 packet_log = RateLimitedLog(log)
+# TSIG failures are logged per request (as BIND does), but anyone who knows a
+# key name can send them at line rate: at most 20 lines a second, then a summary.
+tsig_log = RateLimitedLog(log, 20)
 
 Keyring = dict[dns.name.Name, dns.tsig.Key]
 
@@ -278,7 +281,8 @@ class DnsHandler:
         BADSIG: unsigned (§5.3.2).
         """
         _, keyname, _ = _unverified(data)
-        log.info(
+        tsig_log.log(
+            logging.INFO,
             "client %s#%d: TSIG key %s: %s",
             source[0],
             source[1],
@@ -305,7 +309,13 @@ class DnsHandler:
         size = len(rdata.mac)
         full = dns.tsig.mac_sizes[key.algorithm]
         if size > full or (size and size < max(10, (full + 1) // 2)):
-            log.info("client %s#%d: TSIG MAC of %d octets: FORMERR", source[0], source[1], size)
+            tsig_log.log(
+                logging.INFO,
+                "client %s#%d: TSIG MAC of %d octets: FORMERR",
+                source[0],
+                source[1],
+                size,
+            )
             return error_response(data, dns.rcode.FORMERR)
         if 0 < size < full and _truncated_mac_verifies(data, key, rdata):
             if abs(int(self.clock()) - rdata.time_signed) > min(rdata.fudge, self.max_fudge):

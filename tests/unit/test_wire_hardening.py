@@ -440,3 +440,18 @@ def test_transfer_messages_with_a_large_record_fit(tmp_path: Path) -> None:
         count += sum(len(rrset) for rrset in parsed.answer)
     assert count == served.zone.record_count + 1
     served.store.journal.close()
+
+
+def test_tsig_failures_do_not_flood_the_log(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ddns_server.dnsmsg")
+    message = query("www.example.test.")
+    message.use_tsig({KEY.name: dns.tsig.Key(KEY.name, b"x" * 32)}, KEY.name)  # wrong secret
+    data = wire(message)
+    for _ in range(200):
+        (response,) = served.ask(data)
+        assert dns.message.from_wire(response, keyring=False).rcode() == dns.rcode.NOTAUTH
+    lines = [r.getMessage() for r in caplog.records if "BADSIG" in r.getMessage()]
+    # 20 a second: at most two windows' worth, however the run straddles a second
+    assert 1 <= len(lines) <= 40
