@@ -12,6 +12,10 @@ has no rdata or RRset size option (it fails the answer instead); ours keep
 every RRset far below 65,535 octets, with room for the question, an OPT and
 a TSIG record.
 
+It runs as one of the store's pre-commit checks for RFC 2136 UPDATEs
+(update_handler registers it), on the final changeset, so a retry against a
+newer version is checked again.
+
 Only RRsets and names the change adds to are checked: deleting from a zone
 that is already over a cap (loaded from a zone file) is always possible.
 """

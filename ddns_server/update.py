@@ -35,7 +35,6 @@ import dns.update
 
 from ddns_server import policy
 from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
-from ddns_server.limits import DEFAULT_LIMITS, UpdateLimits, check_limits
 from ddns_server.model import PolicyRule
 from ddns_server.zonedata import Changeset, ZoneData, name_to_wire, skip_name, soa_serial
 
@@ -539,7 +538,6 @@ def process(
     rules: Sequence[PolicyRule],
     key_name: dns.name.Name | None,
     wire: bytes | None = None,
-    limits: UpdateLimits = DEFAULT_LIMITS,
 ) -> Changeset:
     """The net changes of an UPDATE message (empty: it changes nothing).
 
@@ -555,12 +553,7 @@ def process(
     view = WorkingView(zone)
     for op in operations:
         apply_operation(view, op)
-    changes = view.changeset()
-    # Over a cap the message is refused whole (BIND's max-records-per-type
-    # and max-types-per-name; our size caps). To move into the writer's
-    # pre-commit checks when there is one.
-    check_limits(zone, changes, limits)
-    return changes
+    return view.changeset()
 
 
 __all__ = ["Operation", "WorkingView", "canonical", "process"]

@@ -20,11 +20,11 @@ import dns.update
 from ddns_server import policy
 from ddns_server.dnsmsg import Source
 from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
-from ddns_server.limits import DEFAULT_LIMITS, UpdateLimits
+from ddns_server.limits import DEFAULT_LIMITS, UpdateLimits, check_limits
 from ddns_server.model import PolicyRule, Zone
 from ddns_server.store import Store
 from ddns_server.update import process, zone_section
-from ddns_server.zonedata import ZoneData, name_to_wire
+from ddns_server.zonedata import Changeset, ZoneData, name_to_wire
 
 log = logging.getLogger("ddns_server.updates")
 
@@ -46,6 +46,13 @@ class UpdateProcessor:
         self.count = count  # result: the rcode's name, or "NOCHANGE"
         self.policies: dict[bytes, tuple[PolicyRule, ...]] = {}
         self.configure(zones)
+        # The caps are one of the store's pre-commit checks (for this channel):
+        # checked on the final changeset, before anything is journaled.
+        store.checks.append(self._check_limits)
+
+    def _check_limits(self, zone: ZoneData, changes: Changeset, channel: str) -> None:
+        if channel == CHANNEL:
+            check_limits(zone, changes, self.limits)  # raises Refused: nothing changes
 
     def configure(self, zones: Iterable[Zone]) -> None:
         """Take the zones' update policies (at start and on SIGHUP)."""
@@ -110,7 +117,7 @@ class UpdateProcessor:
             # against a newer one, journals before anything is published.
             version = self.store.write(
                 zone.origin,
-                lambda current: process(current, query, rules, key_name, limits=self.limits),
+                lambda current: process(current, query, rules, key_name),
                 who,
                 source[0],
                 CHANNEL,
