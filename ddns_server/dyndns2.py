@@ -458,8 +458,10 @@ class Dyndns2:
             return self._update(request, user, config, now)
         source = source_key(request.client)
         window = limits.failed_login_window
+        # Per (user, source) and per source, never per user alone: failures
+        # from elsewhere must not lock a user out of her own address.
         if self.failures.blocked(
-            "user:" + name, now, limits.max_failed_logins, window
+            _user_source(name, source), now, limits.max_failed_logins, window
         ) or self.failures.blocked("source:" + source, now, limits.max_failed_logins, window):
             log.warning("login of %r from %s refused: too many failures", name, source)
             return UpdateResponse((Reply.ABUSE.value,))
@@ -472,7 +474,7 @@ class Dyndns2:
         limits = config.dyndns
         # The config may have been reloaded while the check ran: the hash must still be the one.
         if not ok or user is None or user.password_hash != verify.password_hash:
-            for key in ("user:" + verify.user_name, "source:" + verify.source):
+            for key in (_user_source(verify.user_name, verify.source), "source:" + verify.source):
                 self.failures.record(key, now, limits.max_failed_logins, limits.failed_login_window)
             log.warning("bad credentials for %r from %s", verify.user_name, verify.request.client)
             return UpdateResponse((Reply.BADAUTH.value,))
@@ -596,6 +598,11 @@ class Dyndns2:
         if node is not None and CNAME in node:
             return False
         return zone.delegation(low) is None
+
+
+def _user_source(user: str, source: str) -> str:
+    """The failed-login key of one user from one source (the user name may hold any text)."""
+    return f"user:{source} {user}"
 
 
 def _addresses(records: list[Record], rdtype: int) -> str:

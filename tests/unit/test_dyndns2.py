@@ -639,12 +639,11 @@ def fail(env: Env, times: int, user: str = "alice", client: str = "198.51.100.66
         assert answer.lines == ("badauth",)
 
 
-def test_failed_logins_per_user_then_abuse_until_the_window_passes(env: Env) -> None:
-    for i in range(10):  # from ten different addresses: the per-user limit
-        fail(env, 1, client=f"198.51.100.{100 + i}")
+def test_failed_logins_per_user_and_source_then_abuse_until_the_window_passes(env: Env) -> None:
+    fail(env, 10, client="198.51.100.66")
     before = env.snapshot()
-    # right password, new address: still refused while the user is locked
-    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.200")
+    # right password, from the address that failed: refused while it is locked
+    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.66")
     assert answer.lines == ("abuse",)
     assert env.snapshot() == before
     # other users are served normally
@@ -652,7 +651,22 @@ def test_failed_logins_per_user_then_abuse_until_the_window_passes(env: Env) -> 
         "good 203.0.113.5",
     )
     env.now += 601
+    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.66")
+    assert answer.lines == ("good 203.0.113.5",)
+
+
+def test_failures_from_elsewhere_never_lock_a_user_out_of_her_own_address(env: Env) -> None:
+    """Issue 14 item 12: wrong passwords for alice from other addresses (one
+    each, and ten from one) must not lock alice out from hers."""
+    for i in range(20):
+        fail(env, 1, client=f"198.51.100.{100 + i}")
+    fail(env, 10, client="198.51.100.66")
+    # the correct password from a source that has not failed goes through
+    # (198.51.100.1 is the default client; no cached login helps here)
     assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("good 203.0.113.5",)
+    assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.7", client="198.51.100.2").lines == (
+        "good 203.0.113.7",
+    )
 
 
 def test_failed_logins_per_source(env: Env) -> None:
@@ -691,9 +705,10 @@ def test_a_router_with_a_cached_password_is_not_locked_out(env: Env) -> None:
 def test_failed_login_limits_are_configurable(make_env: Callable[..., Env]) -> None:
     env = make_env(max_failed_logins=3, failed_login_window=60)
     fail(env, 3)
-    assert env.send(f"hostname=home.{ZONE}").lines == ("abuse",)
+    assert env.send(f"hostname=home.{ZONE}", client="198.51.100.66").lines == ("abuse",)
     env.now += 61
-    assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("good 203.0.113.5",)
+    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.66")
+    assert answer.lines == ("good 203.0.113.5",)
 
 
 def test_flood_of_requests_is_limited_but_routers_are_not(make_env: Callable[..., Env]) -> None:
