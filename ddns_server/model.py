@@ -81,11 +81,12 @@ class Tls:
 class Dyndns:
     """Abuse limits of the DynDNS2 endpoint (docs/configuration.md)."""
 
-    max_failed_logins: int = 10  # per user and per source address ...
+    max_failed_logins: int = 10  # per (user, source address) and per source ...
     failed_login_window: int = 600  # ... within this many seconds, then `abuse`
     max_updates_per_minute: int = 30  # per user; beyond it `abuse`
     auth_cache_ttl: int = 600  # seconds a verified password stays cached (0: never)
     max_pending_logins: int = 64  # password checks in progress or queued; beyond: `911`
+    allow_private_addresses: bool = True  # publish loopback/RFC 1918/ULA addresses (LAN names)
 
 
 DEFAULT_DNS_LISTEN: tuple[Endpoint, ...] = Listen().dns
