@@ -916,6 +916,15 @@ def test_config_dyndns_problems(tmp_path: Path, text: str, problem: str) -> None
     assert config_problems(tmp_path, text) == [problem]
 
 
+def test_config_dyndns_allow_private_addresses(tmp_path: Path) -> None:
+    config = load(tmp_path, "dyndns:\n  allow_private_addresses: false\n")
+    assert config.dyndns.allow_private_addresses is False
+    assert load(tmp_path, "").dyndns.allow_private_addresses is True
+    assert config_problems(tmp_path, "dyndns:\n  allow_private_addresses: 1\n") == [
+        "5: dyndns.allow_private_addresses: expected a boolean, got an integer"
+    ]
+
+
 def test_config_client_certificate_users(tmp_path: Path) -> None:
     config = load(
         tmp_path,
