@@ -24,8 +24,8 @@ from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
 from ddns_server.edge.http import make_root
 from ddns_server.edge.notify import Notifier
 from ddns_server.edge.tls import context_factory
-from ddns_server.errors import ConfigError
-from ddns_server.journal import Journal, Version
+from ddns_server.errors import ConfigError, UserError
+from ddns_server.journal import Journal, Version, check_history, loose_modes
 from ddns_server.keys import keyring
 from ddns_server.metrics import Metrics
 from ddns_server.query import QueryEngine
@@ -42,7 +42,9 @@ POLL_INTERVAL = 0.25
 
 
 def open_store(config: model.Config, journal: Journal) -> Store:
-    """A store serving every configured zone (seeded from its file when new)."""
+    """A store serving every configured zone (seeded from its file only while
+    the journal has no history at all: check_history)."""
+    check_history(journal, [zone.name.to_text().lower() for zone in config.zones])
     store = Store(journal)
     for zone in config.zones:
         seed = None
@@ -63,6 +65,8 @@ class Server:
         self.config = config
         self.reactor = reactor
         self.journal = Journal(config.journal_path)
+        for loose in loose_modes(self.journal.path):
+            log.warning("%s is readable by group or others: chmod go= it", loose)
         self.store = open_store(config, self.journal)
         self.engine = QueryEngine(self.store.zones)
         self.registry = CollectorRegistry()
@@ -167,6 +171,13 @@ class Server:
         New zones are opened (and their files parsed) first: if that fails,
         the ConfigError propagates and nothing of the new config is taken.
         """
+        new_zones = [
+            z.name.to_text().lower() for z in config.zones if self.store.zone_for(z.name) is None
+        ]
+        try:
+            check_history(self.journal, new_zones)
+        except UserError as e:
+            raise ConfigError([str(e)]) from None
         opened = []
         for zone in config.zones:
             if self.store.zone_for(zone.name) is None:
