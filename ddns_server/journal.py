@@ -66,6 +66,9 @@ _SCHEMA = [
 ]
 
 
+# The write probe's size: about what a typical update's commit writes.
+PROBE_BYTES = 16384
+
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 # How to proceed, for every refusal to open a journal (docs/operations.md).
@@ -198,6 +201,37 @@ class Journal:
             return False
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return row is not None
+
+    def write_probe(self, size: int = PROBE_BYTES) -> bool:
+        """Write and delete `size` bytes in one transaction, as a commit would.
+
+        True when it committed, False when another process holds the write
+        lock (inconclusive; never waits for it, so the reactor never stalls).
+        Any other failure (a full disk, a read-only file) raises. The blob
+        needs new pages, so a journal that cannot grow fails it, as it fails
+        commits.
+        """
+        conn = self.conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    return False
+                raise
+            try:
+                conn.execute("CREATE TABLE IF NOT EXISTS write_probe (data BLOB)")
+                conn.execute("INSERT INTO write_probe (data) VALUES (zeroblob(?))", (size,))
+                conn.execute("DELETE FROM write_probe")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return True
+        finally:
+            conn.execute("PRAGMA busy_timeout = 5000")
 
     def zones_with_history(self) -> list[str]:
         """Every zone that has at least one journaled version."""
@@ -623,6 +657,13 @@ class _transaction:
         if not self.outer:
             return
         if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:  # never leave it open: the next BEGIN would fail
+                    self.conn.execute("ROLLBACK")
+                raise
+        elif self.conn.in_transaction:
+            # SQLite has already rolled back after some errors (SQLITE_FULL):
+            # a second ROLLBACK would raise and hide the real error.
             self.conn.execute("ROLLBACK")

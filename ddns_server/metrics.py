@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import dns.rcode
 import dns.rdatatype
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -29,6 +29,7 @@ class Metrics:
         self,
         registry: CollectorRegistry,
         zones: Callable[[], dict[bytes, ZoneData]],
+        journal_healthy: Callable[[], bool] | None = None,
     ) -> None:
         self.registry = registry
         # (qtype as 2 wire bytes, rcode) -> count
@@ -58,6 +59,12 @@ class Metrics:
             registry=registry,
         )
         registry.register(_Collector(self, zones))
+        if journal_healthy is not None:
+            Gauge(
+                "ddns_journal_healthy",
+                "1 while journal writes succeed, 0 after a failed commit until a write succeeds",
+                registry=registry,
+            ).set_function(lambda: 1.0 if journal_healthy() else 0.0)
 
     def count_query(self, query: bytes, response: bytes) -> None:
         """Count one answered query (opcode QUERY) by type and rcode."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -39,6 +38,9 @@ log = logging.getLogger("ddns_server")
 # How often the server looks for versions other processes journaled
 # (`journal rollback`, `zone import`): well inside the promised 2 seconds.
 POLL_INTERVAL = 0.25
+# How often a failed journal tries a write probe (so /healthz recovers
+# without waiting for the next update).
+PROBE_INTERVAL = 2.0
 
 
 def open_store(config: model.Config, journal: Journal) -> Store:
@@ -70,7 +72,9 @@ class Server:
         self.store = open_store(config, self.journal)
         self.engine = QueryEngine(self.store.zones)
         self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry, lambda: self.store.zones)
+        self.metrics = Metrics(
+            self.registry, lambda: self.store.zones, lambda: self.store.health.healthy
+        )
         self.handler = DnsHandler(self.engine, keyring(config.keys))
         self.updates = UpdateProcessor(
             self.store,
@@ -91,6 +95,7 @@ class Server:
         self.store.add_listener(self._on_version)
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         self._poller = task.LoopingCall(self._poll)
+        self._prober = task.LoopingCall(self._probe)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -102,7 +107,7 @@ class Server:
             udp = DnsUdp(self.handler, self.metrics, self.store)
             self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
             self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
-        root = make_root(self.healthy, self.registry)
+        root = make_root(self.health_problem, self.registry)
         add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
         site = Site(root, requestFactory=DdnsRequest)
         site.displayTracebacks = False
@@ -113,6 +118,7 @@ class Server:
             for ep in self.config.https:
                 self.ports.append(reactor.listenSSL(ep.port, site, tls, interface=ep.host))
         self._poller.start(POLL_INTERVAL, now=False)
+        self._prober.start(PROBE_INTERVAL, now=False)
         for zone in self.store.zones.values():
             log.info(
                 "serving zone %s serial %d (%d records)",
@@ -125,24 +131,44 @@ class Server:
     def stop(self) -> None:
         if self._poller.running:
             self._poller.stop()
+        if self._prober.running:
+            self._prober.stop()
         self.notifier.stop()
         for port in self.ports:
             port.stopListening()
         self.ports = []
         self.journal.close()
 
-    def healthy(self) -> bool:
-        """Listening, the journal readable and its folder writable.
+    def health_problem(self) -> str | None:
+        """None while listening with a readable journal whose writes succeed.
 
-        Never waits for the journal's write lock: a `journal rollback` in
-        another process must not stall the reactor (and DNS) for seconds.
+        Writes are judged by what they did (store.health: the last commit or
+        write probe), never by file permissions: a read-only mount report
+        means nothing while commits succeed. Never waits for the journal's
+        write lock: a `journal rollback` in another process must not stall
+        the reactor (and DNS) for seconds.
         """
+        if not self.ports:
+            return "not listening"
         try:
             self.journal.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
-        except Exception:  # noqa: BLE001 - any failure means unhealthy
-            return False
-        path = self.journal.path
-        return bool(self.ports) and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        except Exception as e:  # noqa: BLE001 - any failure means unhealthy
+            return f"journal unreadable: {e}"
+        return self.store.health.reason
+
+    def healthy(self) -> bool:
+        return self.health_problem() is None
+
+    def _probe(self) -> None:
+        """While a write failed, try a small write now and then (issue 14)."""
+        health = self.store.health
+        if health.healthy:
+            return
+        try:
+            if self.journal.write_probe():
+                health.record_success()
+        except Exception as e:  # noqa: BLE001 - the failure is the state we report
+            health.record_failure(f"{type(e).__name__}: {e}")
 
     # -- changes ------------------------------------------------------------------
 
