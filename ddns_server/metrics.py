@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ddns_server.rrl import RrlCounters
 from ddns_server.zonedata import ZoneData, wire_to_name
 
 # Answer latency is observed for one query in LATENCY_SAMPLE (cheap, unbiased).
@@ -30,8 +31,10 @@ class Metrics:
         registry: CollectorRegistry,
         zones: Callable[[], dict[bytes, ZoneData]],
         journal_healthy: Callable[[], bool] | None = None,
+        rrl: RrlCounters | None = None,
     ) -> None:
         self.registry = registry
+        self.rrl = rrl if rrl is not None else RrlCounters()
         # (qtype as 2 wire bytes, rcode) -> count
         self.queries: dict[tuple[bytes, int], int] = {}
         self.latency = Histogram(
@@ -103,3 +106,12 @@ class _Collector(Collector):
             records.add_metric([name], zone.record_count)
         yield serial
         yield records
+        rrl = self.metrics.rrl
+        yield CounterMetricFamily(
+            "ddns_rrl_dropped", "UDP answers dropped by response rate limiting", value=rrl.dropped
+        )
+        yield CounterMetricFamily(
+            "ddns_rrl_slipped",
+            "UDP answers sent truncated (TC) instead by response rate limiting",
+            value=rrl.slipped,
+        )

@@ -93,6 +93,33 @@ DEFAULT_DNS_LISTEN: tuple[Endpoint, ...] = Listen().dns
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    """The `http:` section: what one HTTP client may make the server hold."""
+
+    max_request_line: int = 8192  # bytes; longer: 414
+    max_header_bytes: int = 16384  # request line and headers; more: 431
+    max_headers: int = 100  # more: 431
+    max_body_bytes: int = 65536  # more: 413 (a chunk size beyond it: 400)
+    header_timeout: float = 10.0  # seconds for a whole request to arrive; then 408
+    idle_timeout: float = 60.0  # seconds a kept-alive connection may idle
+    max_connections_per_source: int = 32  # open connections per address (proxies excepted)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The `rate_limit:` section (INTERFACE.md): response rate limiting of UDP answers."""
+
+    responses_per_second: int = 20  # 0: not limited (as BIND)
+    nxdomains_per_second: int | None = None  # default: responses_per_second
+    errors_per_second: int | None = None  # default: responses_per_second
+    window: int = 15
+    slip: int = 2
+    ipv4_prefix_length: int = 24
+    ipv6_prefix_length: int = 56
+    exempt: tuple[str, ...] = ()  # networks, as text
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     data_dir: Path
@@ -105,6 +132,8 @@ class Config:
     keys: tuple[TsigKey, ...] = ()
     users: tuple[User, ...] = ()
     zones: tuple[Zone, ...] = ()
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    rate_limit: RateLimit | None = None  # response rate limiting; None: off
 
     @property
     def journal_path(self) -> Path:

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from ddns_server.config.keys import read_keys
+from ddns_server.config.limits import read_http, read_rate_limit
 from ddns_server.config.reader import NULL, Reader, compose_file
 from ddns_server.config.server import (
     read_data_dir,
@@ -105,6 +106,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("keys", read_keys),
     Section("users", read_users, needs=("tls", "zones")),
     Section("zones", read_zones, needs=("keys",)),
+    Section("http", read_http, fields=lambda limits: {"http_limits": limits}),
+    Section("rate_limit", read_rate_limit, keep_null=True),
 )
 
 

@@ -12,7 +12,6 @@ from prometheus_client import CollectorRegistry
 from twisted.internet import task
 from twisted.internet.interfaces import IListeningPort
 from twisted.python import log as twisted_log
-from twisted.web.server import Site
 
 from ddns_server import config as config_mod
 from ddns_server import model
@@ -21,6 +20,7 @@ from ddns_server.dyndns2 import Dyndns2
 from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
 from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
 from ddns_server.edge.http import make_root
+from ddns_server.edge.http_limits import LimitedSite
 from ddns_server.edge.notify import Notifier
 from ddns_server.edge.tls import context_factory
 from ddns_server.errors import ConfigError, UserError
@@ -28,6 +28,7 @@ from ddns_server.journal import Journal, Version, check_history, loose_modes
 from ddns_server.keys import keyring
 from ddns_server.metrics import Metrics
 from ddns_server.query import QueryEngine
+from ddns_server.rrl import RateLimiter, RrlCounters
 from ddns_server.store import Store, ZoneLimits, records_from_file
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
@@ -72,9 +73,14 @@ class Server:
         self.store = open_store(config, self.journal)
         self.engine = QueryEngine(self.store.zones)
         self.registry = CollectorRegistry()
+        self.rrl_counters = RrlCounters()  # across reloads
         self.metrics = Metrics(
-            self.registry, lambda: self.store.zones, lambda: self.store.health.healthy
+            self.registry,
+            lambda: self.store.zones,
+            lambda: self.store.health.healthy,
+            self.rrl_counters,
         )
+        self._udp: list[DnsUdp] = []
         self.handler = DnsHandler(self.engine, keyring(config.keys))
         self.updates = UpdateProcessor(
             self.store,
@@ -105,11 +111,18 @@ class Server:
         for ep in self.config.dns:
             # One protocol per UDP port: Twisted binds a protocol to one transport.
             udp = DnsUdp(self.handler, self.metrics, self.store)
+            self._udp.append(udp)
             self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
             self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
+        self._configure_rrl(self.config)
         root = make_root(self.health_problem, self.registry)
         add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
-        site = Site(root, requestFactory=DdnsRequest)
+        site = LimitedSite(
+            root,
+            lambda: self.config.http_limits,
+            lambda: self.config.trusted_proxies,
+            requestFactory=DdnsRequest,
+        )
         site.displayTracebacks = False
         for ep in self.config.http:
             self.ports.append(reactor.listenTCP(ep.port, site, interface=ep.host))
@@ -138,6 +151,28 @@ class Server:
             port.stopListening()
         self.ports = []
         self.journal.close()
+
+    def _configure_rrl(self, config: config_mod.Config) -> None:
+        """Response rate limiting on every UDP listener, or off (no `rate_limit:`).
+
+        A reload with unchanged settings keeps the limiter and its state.
+        """
+        settings = config.rate_limit
+        current = self._udp[0].rrl if self._udp else None
+        if current is not None and current.settings == settings:
+            return
+        limiter = RateLimiter(settings, self.rrl_counters) if settings is not None else None
+        for udp in self._udp:
+            udp.rrl = limiter  # one table for all listeners: a client is one client
+        if settings is not None:
+            log.info(
+                "response rate limiting: %d/s (nxdomain %s/s, errors %s/s), window %d s, slip %d",
+                settings.responses_per_second,
+                settings.nxdomains_per_second or settings.responses_per_second,
+                settings.errors_per_second or settings.responses_per_second,
+                settings.window,
+                settings.slip,
+            )
 
     def health_problem(self) -> str | None:
         """None while listening with a readable journal whose writes succeed.
@@ -216,6 +251,7 @@ class Server:
         self.updates.configure(config.zones)
         self.transfers.configure(config.zones)
         self.notifier.configure(config.zones)
+        self._configure_rrl(config)
         wanted = {name_to_wire(zone.name).lower() for zone in config.zones}
         for apex in list(self.store.zones):
             if apex not in wanted:

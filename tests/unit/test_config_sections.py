@@ -40,7 +40,7 @@ def test_a_registered_section_is_read_with_its_node_after_its_needs(
         config.load_config(path)
     assert e.value.problems[0].endswith(
         "(expected one of extra, data_dir, listen, "
-        "trusted_proxies, tls, dyndns, keys, users, zones)"
+        "trusted_proxies, tls, dyndns, keys, users, zones, http, rate_limit)"
     )
 
 
