@@ -112,6 +112,8 @@ class RateLimiter:
         else:
             key = (prefix, b"\x00err")
             rate = self.err_rate
+        if not rate:
+            return SEND  # 0: this class is not limited (as BIND)
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= MAX_ENTRIES:

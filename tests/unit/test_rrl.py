@@ -144,3 +144,11 @@ def test_truncated_keeps_the_question_only_with_tc() -> None:
     assert not message.answer and not message.authority and not message.additional
     assert truncated(b"\x00" * 5) is None
     assert truncated(full[:14]) is None
+
+
+def test_a_rate_of_0_never_limits_that_class() -> None:
+    limiter = RateLimiter(RateLimit(responses_per_second=0, nxdomains_per_second=1))
+    assert flood(limiter, 5000, 1.0)[SEND] == 5000
+    q = query("nx.dyn.example.test.")
+    nx = answer(q, dns.rcode.NXDOMAIN)
+    assert [limiter.check("198.51.100.7", q, nx, 1000.0) for _ in range(3)].count(SEND) == 1
