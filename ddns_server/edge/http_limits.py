@@ -51,12 +51,10 @@ class _CappedChunkedDecoder(http._ChunkedTransferDecoder):
         data: Callable[[bytes], None],
         finish: Callable[[bytes], None],
         cap: int,
-        too_large: Callable[[], None],
     ) -> None:
         super().__init__(data, finish)
         self.cap = cap
         self.total = 0
-        self.too_large = too_large
 
     def _dataReceived_CHUNK_LENGTH(self) -> bool:  # noqa: N802 - Twisted's name
         done = super()._dataReceived_CHUNK_LENGTH()
@@ -148,7 +146,7 @@ class LimitedChannel(http.HTTPChannel):
             decoder, _CappedChunkedDecoder
         ):
             self._transferDecoder = _CappedChunkedDecoder(
-                decoder.dataCallback, decoder.finishCallback, cap, lambda: self._reply(413)
+                decoder.dataCallback, decoder.finishCallback, cap
             )
         super().allHeadersReceived()
 
