@@ -85,55 +85,51 @@ class RateLimiter:
         self._exempt: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = tuple(
             ipaddress.ip_network(text, strict=False) for text in s.exempt
         )
-        # client address text -> its prefix (an int, IPv6 ones offset), or None: exempt
-        self._prefixes: dict[str, int | None] = {}
-        self._buckets: dict[tuple[int | None, bytes], _Bucket] = {}
+        # client address text -> its prefix's buckets (None: exempt); prefix -> buckets,
+        # each keyed by the answer class: the question's wire, or NXDOMAIN, or error
+        self._tables: dict[str, dict[bytes, _Bucket] | None] = {}
+        self._by_prefix: dict[int, dict[bytes, _Bucket]] = {}
+        self._count = 0  # buckets in all tables
 
     # -- the per-answer check ----------------------------------------------------
 
     def check(self, host: str, query: bytes, response: bytes, now: float) -> int:
         """SEND, DROP or SLIP for `response` to `query` from `host` (UDP only)."""
-        prefixes = self._prefixes
-        if host in prefixes:
-            prefix = prefixes[host]
-        else:
-            prefix = self._prefix(host)
-        if prefix is None:
-            return SEND
+        table = self._tables.get(host)
+        if table is None:
+            table = self._table_of(host)
+            if table is None:
+                return SEND  # exempt, or not an address
         rcode = response[3] & 0x0F
         if rcode == 0:
             # the question (name, type and class), case folded: 0x20 does not evade
-            end = query.find(b"\x00", 12) + 5
-            key = (prefix, query[12:end].lower())
+            key = query[12 : query.find(b"\x00", 12) + 5].lower()
             rate = self.rate
         elif rcode == _NXDOMAIN:
-            key = (prefix, b"\x00nx")
+            key = b"\x00nx"
             rate = self.nx_rate
         else:
-            key = (prefix, b"\x00err")
+            key = b"\x00err"
             rate = self.err_rate
         if not rate:
             return SEND  # 0: this class is not limited (as BIND)
-        bucket = self._buckets.get(key)
+        bucket = table.get(key)
         if bucket is None:
-            if len(self._buckets) >= MAX_ENTRIES:
+            if self._count >= MAX_ENTRIES:
                 self._prune(now)
-            self._buckets[key] = _Bucket(rate - 1.0, now)
+            table[key] = _Bucket(rate - 1.0, now)
+            self._count += 1
             return SEND
-        elapsed = now - bucket.last
-        balance = bucket.balance
-        if elapsed > 0:
-            bucket.last = now
-            balance += rate * elapsed
-            if balance > rate:
-                balance = rate
+        balance = bucket.balance + rate * (now - bucket.last)
+        bucket.last = now
+        if balance > rate:
+            balance = rate
         balance -= 1.0
-        floor = -rate * self.window
-        if balance < floor:
-            balance = floor
-        bucket.balance = balance
         if balance >= 0:
+            bucket.balance = balance
             return SEND
+        floor = -rate * self.window
+        bucket.balance = balance if balance > floor else floor
         slip = self.slip
         if slip:
             bucket.slip += 1
@@ -143,6 +139,17 @@ class RateLimiter:
                 return SLIP
         self.counters.dropped += 1
         return DROP
+
+    def _table_of(self, host: str) -> dict[bytes, _Bucket] | None:
+        """The buckets of the host's prefix (shared by every host in it), or None if exempt."""
+        if host in self._tables:
+            return None  # known exempt
+        prefix = self._prefix(host)
+        table = None if prefix is None else self._by_prefix.setdefault(prefix, {})
+        if len(self._tables) >= _MAX_PREFIXES:
+            self._tables.clear()
+        self._tables[host] = table
+        return table
 
     def _prefix(self, host: str) -> int | None:
         """The client's prefix as an int (IPv6 offset past IPv4), or None if exempt."""
@@ -160,18 +167,25 @@ class RateLimiter:
         else:
             if any(ip in network for network in self._exempt):
                 prefix = None
-        if len(self._prefixes) >= _MAX_PREFIXES:
-            self._prefixes.clear()
-        self._prefixes[host] = prefix
         return prefix
 
     def _prune(self, now: float) -> None:
         """Forget buckets idle for a window (full again); all of them if that is not enough."""
         horizon = self.window + 1.0
-        buckets = {k: b for k, b in self._buckets.items() if now - b.last < horizon}
-        if len(buckets) >= MAX_ENTRIES * 3 // 4:
-            buckets = {}
-        self._buckets = buckets
+        count = 0
+        for prefix, table in list(self._by_prefix.items()):
+            kept = {k: b for k, b in table.items() if now - b.last < horizon}
+            table.clear()
+            table.update(kept)  # the same dict: hosts of the prefix keep pointing at it
+            count += len(kept)
+            if not kept:
+                del self._by_prefix[prefix]
+        if count >= MAX_ENTRIES * 3 // 4:
+            for table in self._by_prefix.values():
+                table.clear()
+            count = 0
+        self._tables = {h: t for h, t in self._tables.items() if t is None or t}
+        self._count = count
 
 
 def truncated(response: bytes) -> bytes | None:

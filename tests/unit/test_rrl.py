@@ -128,8 +128,9 @@ def test_the_table_is_bounded() -> None:
     a = answer(q)
     for i in range(50_000):
         limiter.check(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", q, a, 1000.0 + i / 1000)
-    assert len(limiter._buckets) <= 20_000
-    assert len(limiter._prefixes) <= 20_000
+    assert limiter._count <= 20_000
+    assert sum(len(t) for t in limiter._by_prefix.values()) == limiter._count
+    assert len(limiter._tables) <= 20_000
 
 
 def test_truncated_keeps_the_question_only_with_tc() -> None:
