@@ -6,8 +6,8 @@ Starts ddns-server on the bench's small zone (pinned to CPU 0), alternately
 without `rate_limit:` and with one whose rates nobody reaches (so every
 answer goes through the limiter's check and is sent), and measures UDP query
 throughput with dnsperf (pinned to CPU 1), `--rounds` times each (which goes
-first alternates by round), a fresh server per run. Prints the median queries per second of both and their
-ratio; the target is RRL on within 5% of off.
+first alternates by round), a fresh server per run. Prints the median
+queries per second of both and their ratio; the target is RRL on within 5% of off.
 
 It also times the check itself in-process (answer only vs answer + check,
 the same query mix), which is steadier than a loopback run on a busy machine.
@@ -142,9 +142,10 @@ def main() -> int:
     off = statistics.median(results["off"])
     on = statistics.median(results["on"])
     ratios = [b / a for a, b in zip(results["off"], results["on"], strict=True)]
+    per_round = ", ".join(f"{r:.3f}" for r in ratios)
     print(
         f"median: rrl off {off:.0f} q/s, rrl on {on:.0f} q/s: on/off = {on / off:.3f} "
-        f"(per round: {', '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f})"
+        f"(per round: {per_round}; median {statistics.median(ratios):.3f})"
     )
     return 0
 
