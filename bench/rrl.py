@@ -9,7 +9,9 @@ throughput with dnsperf (pinned to CPU 1), `--rounds` times each (which goes
 first alternates by round), a fresh server per run. Prints the median
 queries per second of both and their ratio; the target is RRL on within 5% of off.
 
-It also times the check itself in-process (answer only vs answer + check,
+Throughput on a shared machine swings by tens of percent from run to run;
+the server's CPU time per answered query (from /proc) is steadier, and is
+printed too. It also times the check itself in-process (answer only vs answer + check,
 the same query mix), which is steadier than a loopback run on a busy machine.
 Needs dnsperf and taskset (see bench/README.md). About a minute with the
 defaults. Not a test: figures depend on the machine.
@@ -18,6 +20,7 @@ defaults. Not a test: figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -70,8 +73,18 @@ class RrlServer(servers.DdnsServer):
         return self.inputs.small.name
 
 
-def live(inputs: zones.Inputs, work: Path, rounds: int, duration: float) -> dict[str, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def live(
+    inputs: zones.Inputs, work: Path, rounds: int, duration: float
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Queries per second, and the server's CPU microseconds per answered query."""
     results: dict[str, list[float]] = {"off": [], "on": []}
+    cpu_us: dict[str, list[float]] = {"off": [], "on": []}
     for n in range(rounds):
         # alternate which goes first, so a drift of the machine's load favours neither
         for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
@@ -81,12 +94,20 @@ def live(inputs: zones.Inputs, work: Path, rounds: int, duration: float) -> dict
             server.start()
             try:
                 server.wait_ready(60)
+                assert server.proc is not None
+                before = cpu_seconds(server.proc.pid)
                 result = measure.run_dnsperf(server.port, inputs.small_queries, duration, 1)
+                used = cpu_seconds(server.proc.pid) - before
             finally:
                 server.stop()
             results[mode].append(result.per_second)
-            print(f"round {n + 1} rrl {mode:3}: {result.per_second:9.0f} queries/s", flush=True)
-    return results
+            cpu_us[mode].append(used / result.completed * 1e6)
+            print(
+                f"round {n + 1} rrl {mode:3}: {result.per_second:9.0f} queries/s, "
+                f"server CPU {cpu_us[mode][-1]:.2f} us/query",
+                flush=True,
+            )
+    return results, cpu_us
 
 
 def in_process(inputs: zones.Inputs, count: int = 20_000, repeats: int = 30) -> tuple[float, float]:
@@ -140,7 +161,7 @@ def main() -> int:
             flush=True,
         )
         try:
-            results = live(inputs, work, args.rounds, args.duration)
+            results, cpu_us = live(inputs, work, args.rounds, args.duration)
         finally:
             servers.stop_all()
     off = statistics.median(results["off"])
@@ -150,6 +171,13 @@ def main() -> int:
     print(
         f"median: rrl off {off:.0f} q/s, rrl on {on:.0f} q/s: on/off = {on / off:.3f} "
         f"(per round: {per_round}; median {statistics.median(ratios):.3f})"
+    )
+    cpu_off = statistics.median(cpu_us["off"])
+    cpu_on = statistics.median(cpu_us["on"])
+    print(
+        f"median server CPU per query: off {cpu_off:.2f} us, on {cpu_on:.2f} us "
+        f"(+{(cpu_on / cpu_off - 1) * 100:.1f}%; throughput at equal CPU: "
+        f"on/off = {cpu_off / cpu_on:.3f})"
     )
     return 0
 

@@ -102,8 +102,11 @@ class RateLimiter:
                 return SEND  # exempt, or not an address
         rcode = response[3] & 0x0F
         if rcode == 0:
-            # the question (name, type and class), case folded: 0x20 does not evade
-            key = query[12 : query.find(b"\x00", 12) + 5].lower()
+            # the question (name, type and class), case folded so 0x20 does not
+            # evade; islower() is a scan where lower() is a copy (most are lower)
+            key = query[12 : query.find(b"\x00", 12) + 5]
+            if not key.islower():
+                key = key.lower()
             rate = self.rate
         elif rcode == _NXDOMAIN:
             key = b"\x00nx"

@@ -75,6 +75,7 @@ class DnsUdpPort(udp.Port):
         held: list[tuple[bytes, Any]] = []  # responses waiting for the batch commit
         rrl = protocol.rrl
         now = time.monotonic() if rrl is not None else 0.0  # one clock read per pass
+        check = rrl.check if rrl is not None else None
         updates: list[tuple[bytes, Any]] = []  # the UPDATEs among them (request, addr)
         if store is not None:
             store.begin_batch()
@@ -110,8 +111,8 @@ class DnsUdpPort(udp.Port):
                         if responses:
                             count(data, responses[0])
                         continue
-                    if rrl is not None:
-                        verdict = rrl.check(addr[0], data, response, now)
+                    if check is not None:
+                        verdict = check(addr[0], data, response, now)
                         if verdict:
                             if verdict == DROP:
                                 continue
