@@ -79,6 +79,8 @@ class RateLimiter:
             s.responses_per_second if s.errors_per_second is None else s.errors_per_second
         )
         self.window = float(s.window)
+        # the lowest rate that limits anything (0: that class is not limited)
+        self.agg_rate = min((r for r in (self.rate, self.nx_rate, self.err_rate) if r), default=0.0)
         self.slip = s.slip
         self._v4_mask = (0xFFFFFFFF << (32 - s.ipv4_prefix_length)) & 0xFFFFFFFF
         self._v6_mask = ((1 << 128) - 1) ^ ((1 << (128 - s.ipv6_prefix_length)) - 1)
@@ -100,6 +102,28 @@ class RateLimiter:
             table = self._table_of(host)
             if table is None:
                 return SEND  # exempt, or not an address
+        agg_rate = self.agg_rate
+        if agg_rate:
+            # All of the prefix's answers together, at the lowest rate: while
+            # they stay within it, no single answer can be over its own
+            # limit, and the per-answer accounting is skipped (the cheap path
+            # of every client below the limit). In debt (a flood), it stays
+            # out of the way for up to `window` seconds after the flood ends.
+            agg = table.get(b"")
+            if agg is None:
+                table[b""] = _Bucket(agg_rate - 1.0, now)
+                self._count += 1
+                return SEND
+            balance = agg.balance + agg_rate * (now - agg.last)
+            agg.last = now
+            if balance > agg_rate:
+                balance = agg_rate
+            balance -= 1.0
+            if balance >= 0:
+                agg.balance = balance
+                return SEND
+            floor = -agg_rate * self.window
+            agg.balance = balance if balance > floor else floor
         rcode = response[3] & 0x0F
         if rcode == 0:
             # the question (name, type and class), case folded so 0x20 does not

@@ -75,11 +75,13 @@ def test_clients_are_grouped_by_prefix() -> None:
     q = query()
     a = answer(q)
     now = 1000.0
+    # one /24 shares its buckets: 10 while the prefix as a whole is within the
+    # rate (not looked at per answer), then 10 of the answer's own bucket
     sent = sum(limiter.check(f"198.51.100.{i % 250}", q, a, now) == SEND for i in range(500))
-    assert sent == 10  # one /24 shares one bucket
+    assert sent == 20
     assert limiter.check("198.51.101.1", q, a, now) == SEND  # another /24
     sent6 = sum(limiter.check(f"2001:db8:0:{i % 200:x}::1", q, a, now) == SEND for i in range(500))
-    assert sent6 == 10  # 2001:db8:0:0..ff are one /56
+    assert sent6 == 20  # 2001:db8:0:0..ff are one /56
     assert limiter.check("2001:db8:0:100::1", q, a, now) == SEND
 
 
@@ -88,6 +90,9 @@ def test_answers_are_limited_per_name_and_type_nxdomain_and_errors_pooled() -> N
         RateLimit(responses_per_second=5, nxdomains_per_second=2, errors_per_second=1, slip=0)
     )
     host, now = "198.51.100.7", 1000.0
+    # the prefix's first answer (lowest rate 1) is sent without per-answer accounting
+    q = query("warm-up.dyn.example.test.")
+    assert limiter.check(host, q, answer(q), now) == SEND
     for name in ("a.dyn.example.test.", "b.dyn.example.test."):
         q = query(name)
         assert [limiter.check(host, q, answer(q), now) for _ in range(6)].count(SEND) == 5
@@ -153,3 +158,13 @@ def test_a_rate_of_0_never_limits_that_class() -> None:
     q = query("nx.dyn.example.test.")
     nx = answer(q, dns.rcode.NXDOMAIN)
     assert [limiter.check("198.51.100.7", q, nx, 1000.0) for _ in range(3)].count(SEND) == 1
+
+
+def test_clients_below_the_lowest_rate_skip_per_answer_accounting() -> None:
+    """The cheap path: a prefix whose answers together stay within the lowest
+    rate is never looked at per answer, and never limited."""
+    limiter = RateLimiter(RateLimit(responses_per_second=20, nxdomains_per_second=10))
+    for i in range(600):  # 9.5 answers a second, each a different name, for a minute
+        q = query(f"n{i}.dyn.example.test.")
+        assert limiter.check("198.51.100.7", q, answer(q), 1000.0 + i / 9.5) == SEND
+    assert limiter._count == 1  # only the prefix's own bucket
