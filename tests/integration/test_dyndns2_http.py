@@ -745,3 +745,18 @@ def test_client_certificate_login(
     # Basic auth still works beside client certificates
     reply = update(urls["https"], f"hostname={OFFICE}&myip=198.51.100.97", *cacert)
     assert reply.lines == ["good 198.51.100.97"]
+
+
+def test_never_public_and_malformed_myip_are_refused(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """Issue 14 item 8, through curl: dnserr, and the zone stays as it was."""
+    require_tool("curl")
+    server, urls = start_dyndns_server(server_factory)
+    http = urls["http"]
+    with Unchanged(server):
+        for ip in ("0.0.0.0", "::", "255.255.255.255", "224.0.0.1", "ff02::1", "not-an-ip"):
+            reply = update(http, f"hostname={HOME}&myip={ip}")
+            assert reply.lines == ["dnserr"], ip
+    # loopback and private addresses are published by default (LAN names)
+    assert update(http, f"hostname={HOME}&myip=192.168.1.20").lines == ["good 192.168.1.20"]
