@@ -154,7 +154,8 @@ def parse_addresses(
     """The addresses to set: (IPv4 or None, IPv6 or None).
 
     `myip` holds one address or the `IPV4,IPV6` pair (ddclient, FritzBox);
-    `myipv6` an IPv6 address. Malformed values are ignored, as dyn.com did.
+    `myipv6` an IPv6 address. Malformed values are skipped here; the caller
+    refuses them first (`malformed_addresses`).
     With no usable address the client's own is used, in its family only:
     the families are independent, so an IPv4-only request never touches AAAA.
     """
@@ -175,6 +176,52 @@ def parse_addresses(
         elif isinstance(ip, ipaddress.IPv6Address):
             v6 = ip
     return v4, v6
+
+
+# Addresses that can never be a host's public address (what ddns providers
+# refuse): unspecified, "this network", multicast, class E and the limited
+# broadcast. Documentation ranges (RFC 5737, RFC 3849) are let through: they
+# are what examples and tests use, and route nowhere either way.
+_NEVER_PUBLIC = tuple(
+    ipaddress.ip_network(text)
+    for text in ("0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/128", "ff00::/8")
+)
+# Loopback, RFC 1918, shared (RFC 6598), link-local and unique-local: real
+# on a LAN, so published only while `dyndns.allow_private_addresses` is on.
+_PRIVATE = tuple(
+    ipaddress.ip_network(text)
+    for text in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
+def address_problem(ip: IPAddress, allow_private: bool) -> str | None:
+    """Why `ip` must not be published, or None when it may be."""
+    if any(ip in network for network in _NEVER_PUBLIC):
+        return "can never be a host's address"
+    if not allow_private and any(ip in network for network in _PRIVATE):
+        return "is private or loopback (dyndns.allow_private_addresses is off)"
+    return None
+
+
+def malformed_addresses(args: Mapping[str, Sequence[str]]) -> list[str]:
+    """The non-empty `myip`/`myipv6` entries that are no usable address."""
+    texts = [
+        part
+        for key in ("myip", "myipv6")
+        for value in args.get(key, ())
+        for part in value.split(",")
+    ]
+    return [text for text in texts if text.strip() and parse_address(text) is None]
 
 
 def parse_fqdn(text: str) -> dns.name.Name | None:
@@ -458,8 +505,10 @@ class Dyndns2:
             return self._update(request, user, config, now)
         source = source_key(request.client)
         window = limits.failed_login_window
+        # Per (user, source) and per source, never per user alone: failures
+        # from elsewhere must not lock a user out of her own address.
         if self.failures.blocked(
-            "user:" + name, now, limits.max_failed_logins, window
+            _user_source(name, source), now, limits.max_failed_logins, window
         ) or self.failures.blocked("source:" + source, now, limits.max_failed_logins, window):
             log.warning("login of %r from %s refused: too many failures", name, source)
             return UpdateResponse((Reply.ABUSE.value,))
@@ -472,7 +521,7 @@ class Dyndns2:
         limits = config.dyndns
         # The config may have been reloaded while the check ran: the hash must still be the one.
         if not ok or user is None or user.password_hash != verify.password_hash:
-            for key in ("user:" + verify.user_name, "source:" + verify.source):
+            for key in (_user_source(verify.user_name, verify.source), "source:" + verify.source):
                 self.failures.record(key, now, limits.max_failed_logins, limits.failed_login_window)
             log.warning("bad credentials for %r from %s", verify.user_name, verify.request.client)
             return UpdateResponse((Reply.BADAUTH.value,))
@@ -490,10 +539,19 @@ class Dyndns2:
             return UpdateResponse((Reply.NOTFQDN.value,))  # dyn.com: no host at all is one notfqdn
         if len(hostnames) > MAX_HOSTS:
             return UpdateResponse((Reply.NUMHOST.value,))
+        bad = malformed_addresses(request.args)
+        if bad:
+            log.warning("%s sent an unusable myip %r: refused", user.name, bad[0][:64])
+            return UpdateResponse((Reply.DNSERR.value,) * len(hostnames))
         v4, v6 = parse_addresses(request.args, request.client)
         if v4 is None and v6 is None:
             log.error("no address for %s (client %r)", user.name, request.client)
             return UpdateResponse((Reply.SERVER_ERROR.value,))
+        for ip in (v4, v6):
+            problem = address_problem(ip, config.dyndns.allow_private_addresses) if ip else None
+            if problem is not None:
+                log.warning("%s: address %s %s: refused", user.name, ip, problem)
+                return UpdateResponse((Reply.DNSERR.value,) * len(hostnames))
         shown = ",".join(str(ip) for ip in (v4, v6) if ip is not None)
         lines: list[str] = [""] * len(hostnames)
         plans: dict[bytes, _ZonePlan] = {}
@@ -596,6 +654,11 @@ class Dyndns2:
         if node is not None and CNAME in node:
             return False
         return zone.delegation(low) is None
+
+
+def _user_source(user: str, source: str) -> str:
+    """The failed-login key of one user from one source (the user name may hold any text)."""
+    return f"user:{source} {user}"
 
 
 def _addresses(records: list[Record], rdtype: int) -> str:

@@ -25,7 +25,9 @@ disk to flush on every update (`Journal(sync_full=True)` would).
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,6 +66,69 @@ _SCHEMA = [
 ]
 
 
+# The write probe's size: about what a typical update's commit writes.
+PROBE_BYTES = 16384
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+# How to proceed, for every refusal to open a journal (docs/operations.md).
+_HOW = (
+    "restore a backup, or move the file away deliberately to start over from the zone "
+    "files (`ddns-server zone import ZONE FILE` puts content back as a new version)"
+)
+
+
+class JournalUnusable(UserError):
+    """The journal file exists but cannot be used as it is: never seeded over."""
+
+
+def _open_file(path: Path) -> bool:
+    """Make sure `path` is a journal we may open; True when created here.
+
+    Only a journal created from nothing (no file at all) may be seeded from
+    zone files. An existing file that is empty, unreadable or not SQLite is
+    refused (one line, JournalUnusable): overwriting it would drop every
+    journaled version. A new journal is created 0600 in a 0700 folder (its
+    -wal and -shm take the file's mode): it holds the zone history, user
+    names and client addresses.
+    """
+    if not path.exists():
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:  # created beside us just now: check it as existing
+            return _open_file(path)
+        return True
+    if path.is_dir():
+        raise JournalUnusable(f"journal {path} is a folder, not a file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except OSError as e:
+        raise JournalUnusable(f"journal {path} cannot be read ({e.strerror}); {_HOW}") from None
+    if not head:
+        raise JournalUnusable(
+            f"journal {path} exists but is empty (0 bytes); refusing to seed zones over it: {_HOW}"
+        )
+    if head != _SQLITE_HEADER:
+        raise JournalUnusable(f"journal {path} is not an SQLite database (corrupt?); {_HOW}")
+    return False
+
+
+def loose_modes(path: Path) -> list[str]:
+    """The journal's folder and files that group or others may read (for a warning)."""
+    found = []
+    for candidate in (path.parent, path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = candidate.stat().st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            found.append(f"{candidate} (mode {stat.S_IMODE(mode):04o})")
+    return found
+
+
 class StaleJournal(Exception):
     """Another process journaled a version of this zone in the meantime."""
 
@@ -99,21 +164,84 @@ class Journal:
     """Zone versions in one SQLite file."""
 
     def __init__(self, path: Path, sync_full: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # True when this process made the file: only then may zones be seeded.
+        self.created = _open_file(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.db.enable_wal()
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute(f"PRAGMA synchronous = {'FULL' if sync_full else 'NORMAL'}")
         self.conn = conn
-        self._migrate()
+        try:
+            self.db = sqlite_utils.Database(conn)
+            self.db.enable_wal()
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if sync_full else 'NORMAL'}")
+            if not self.created and not self._is_ours():
+                raise JournalUnusable(f"journal {path} holds no ddns-server journal; {_HOW}")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise JournalUnusable(
+                f"journal {path} is unreadable or corrupt ({e}); {_HOW}"
+            ) from None
+        except JournalUnusable:
+            conn.close()
+            raise
         self._zone_ids: dict[str, int] = {}
         # zone id -> (versions, changed records) not yet in the snapshot
         self._pending: dict[int, tuple[int, int]] = {}
 
     def close(self) -> None:
         self.conn.close()
+
+    def _is_ours(self) -> bool:
+        """An existing file holds our schema (a `meta` table with a schema version)."""
+        found = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if found is None:
+            return False
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return row is not None
+
+    def write_probe(self, size: int = PROBE_BYTES) -> bool:
+        """Write and delete `size` bytes in one transaction, as a commit would.
+
+        True when it committed, False when another process holds the write
+        lock (inconclusive; never waits for it, so the reactor never stalls).
+        Any other failure (a full disk, a read-only file) raises. The blob
+        needs new pages, so a journal that cannot grow fails it, as it fails
+        commits.
+        """
+        conn = self.conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    return False
+                raise
+            try:
+                conn.execute("CREATE TABLE IF NOT EXISTS write_probe (data BLOB)")
+                conn.execute("INSERT INTO write_probe (data) VALUES (zeroblob(?))", (size,))
+                conn.execute("DELETE FROM write_probe")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return True
+        finally:
+            conn.execute("PRAGMA busy_timeout = 5000")
+
+    def zones_with_history(self) -> list[str]:
+        """Every zone that has at least one journaled version."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT name FROM zones WHERE EXISTS "
+                "(SELECT 1 FROM versions WHERE versions.zone_id = zones.id) ORDER BY name"
+            )
+        ]
 
     def _migrate(self) -> None:
         conn = self.conn
@@ -462,6 +590,31 @@ class Journal:
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
 
+def check_history(journal: Journal, zones: Sequence[str]) -> None:
+    """Refuse to seed a configured zone over a journal that already has history.
+
+    Zone files seed a zone only while the journal holds no version of any
+    zone (it was just created, or never written). A zone without history
+    beside zones with history is what a wrong or restored-too-old journal
+    looks like: seeding it would silently replace what it had, so the server
+    stops (issue 14). A zone is added to a running set-up explicitly, with
+    `ddns-server zone import ZONE FILE` (docs/operations.md).
+    """
+    have = journal.zones_with_history()
+    if not have:
+        return
+    missing = [zone for zone in zones if not journal.has_zone(zone)]
+    if missing:
+        zone = missing[0].rstrip(".")
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise JournalUnusable(
+            f"journal {journal.path} has history for {', '.join(z.rstrip('.') for z in have)} "
+            f"but none for configured zone {zone}{more}; refusing to seed it from its file: "
+            f"to add the zone, run `ddns-server zone import {zone} FILE`; if the journal should "
+            "have it, restore a backup"
+        )
+
+
 def net_changes(changesets: Iterable[Changeset]) -> Changeset:
     """Condense successive changesets into one (RFC 1995 condensed IXFR)."""
     first_seen_present: dict[Record, bool] = {}
@@ -504,6 +657,13 @@ class _transaction:
         if not self.outer:
             return
         if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:  # never leave it open: the next BEGIN would fail
+                    self.conn.execute("ROLLBACK")
+                raise
+        elif self.conn.in_transaction:
+            # SQLite has already rolled back after some errors (SQLITE_FULL):
+            # a second ROLLBACK would raise and hide the real error.
             self.conn.execute("ROLLBACK")

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 
 import dns.rcode
 import dns.rdatatype
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ddns_server.rrl import RrlCounters
 from ddns_server.zonedata import ZoneData, wire_to_name
 
 # Answer latency is observed for one query in LATENCY_SAMPLE (cheap, unbiased).
@@ -29,8 +30,11 @@ class Metrics:
         self,
         registry: CollectorRegistry,
         zones: Callable[[], dict[bytes, ZoneData]],
+        journal_healthy: Callable[[], bool] | None = None,
+        rrl: RrlCounters | None = None,
     ) -> None:
         self.registry = registry
+        self.rrl = rrl if rrl is not None else RrlCounters()
         # (qtype as 2 wire bytes, rcode) -> count
         self.queries: dict[tuple[bytes, int], int] = {}
         self.latency = Histogram(
@@ -63,6 +67,12 @@ class Metrics:
             registry=registry,
         )
         registry.register(_Collector(self, zones))
+        if journal_healthy is not None:
+            Gauge(
+                "ddns_journal_healthy",
+                "1 while journal writes succeed, 0 after a failed commit until a write succeeds",
+                registry=registry,
+            ).set_function(lambda: 1.0 if journal_healthy() else 0.0)
 
     def count_query(self, query: bytes, response: bytes) -> None:
         """Count one answered query (opcode QUERY) by type and rcode."""
@@ -101,3 +111,12 @@ class _Collector(Collector):
             records.add_metric([name], zone.record_count)
         yield serial
         yield records
+        rrl = self.metrics.rrl
+        yield CounterMetricFamily(
+            "ddns_rrl_dropped", "UDP answers dropped by response rate limiting", value=rrl.dropped
+        )
+        yield CounterMetricFamily(
+            "ddns_rrl_slipped",
+            "UDP answers sent truncated (TC) instead by response rate limiting",
+            value=rrl.slipped,
+        )

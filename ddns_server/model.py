@@ -81,11 +81,12 @@ class Tls:
 class Dyndns:
     """Abuse limits of the DynDNS2 endpoint (docs/configuration.md)."""
 
-    max_failed_logins: int = 10  # per user and per source address ...
+    max_failed_logins: int = 10  # per (user, source address) and per source ...
     failed_login_window: int = 600  # ... within this many seconds, then `abuse`
     max_updates_per_minute: int = 30  # per user; beyond it `abuse`
     auth_cache_ttl: int = 600  # seconds a verified password stays cached (0: never)
     max_pending_logins: int = 64  # password checks in progress or queued; beyond: `911`
+    allow_private_addresses: bool = True  # publish loopback/RFC 1918/ULA addresses (LAN names)
 
 
 DEFAULT_DNS_LISTEN: tuple[Endpoint, ...] = Listen().dns
@@ -111,6 +112,33 @@ TSIG_MAX_FUDGE = 300
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    """The `http:` section: what one HTTP client may make the server hold."""
+
+    max_request_line: int = 8192  # bytes; longer: 414
+    max_header_bytes: int = 16384  # request line and headers; more: 431
+    max_headers: int = 100  # more: 431
+    max_body_bytes: int = 65536  # more: 413 (a chunk size beyond it: 400)
+    header_timeout: float = 10.0  # seconds for a whole request to arrive; then 408
+    idle_timeout: float = 60.0  # seconds a kept-alive connection may idle
+    max_connections_per_source: int = 32  # open connections per address (proxies excepted)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The `rate_limit:` section (INTERFACE.md): response rate limiting of UDP answers."""
+
+    responses_per_second: int = 20  # 0: not limited (as BIND)
+    nxdomains_per_second: int | None = None  # default: responses_per_second
+    errors_per_second: int | None = None  # default: responses_per_second
+    window: int = 15
+    slip: int = 2
+    ipv4_prefix_length: int = 24
+    ipv6_prefix_length: int = 56
+    exempt: tuple[str, ...] = ()  # networks, as text
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     data_dir: Path
@@ -125,6 +153,8 @@ class Config:
     zones: tuple[Zone, ...] = ()
     update_limits: UpdateLimits = field(default_factory=UpdateLimits)
     tsig_max_fudge: int = TSIG_MAX_FUDGE
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    rate_limit: RateLimit | None = None  # response rate limiting; None: off
 
     @property
     def journal_path(self) -> Path:

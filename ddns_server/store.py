@@ -32,6 +32,7 @@ import dns.zone
 
 from ddns_server.errors import ConfigError, UserError
 from ddns_server.journal import Journal, NewVersion, StaleJournal, Version
+from ddns_server.journal_health import JournalHealth
 from ddns_server.plan import Plan, plan_content, wanted_soa
 from ddns_server.zonedata import (
     SOA,
@@ -168,6 +169,7 @@ class Store:
         self.hook_errors: dict[str, int] = {}
         self.on_hook_error: Callable[[str], None] | None = None
         self._hook_logged: dict[str, tuple[float, int]] = {}
+        self.health = JournalHealth(clock)  # what the journal's writes did (/healthz)
 
     # -- opening --------------------------------------------------------------
 
@@ -414,7 +416,13 @@ class Store:
         try:
             versions = self._journal(staged) if staged else []
             if locked:
-                self.journal.commit_locked()
+                try:
+                    self.journal.commit_locked()
+                except Exception as e:
+                    self.health.record_failure(f"{type(e).__name__}: {e}")
+                    raise
+                if staged:
+                    self.health.record_success()
         except BaseException:
             if locked:
                 self.journal.rollback_locked()
@@ -431,12 +439,16 @@ class Store:
         expect = {zone_key(z.origin): self._last_id.get(z.apex, 0) for z in zones}
         try:
             ids = self.journal.append([entry.new for entry in staged], expect)
-        except Exception:
+        except Exception as e:
+            if not isinstance(e, StaleJournal):  # a race, not a failing journal
+                self.health.record_failure(f"{type(e).__name__}: {e}")
             # Nothing was committed: put the zones back as the journal has them.
             if not self.journal.conn.in_transaction:
                 for zone in zones:
                     self._reload(zone)
             raise
+        if not self.journal.conn.in_transaction:  # committed (else end_batch commits)
+            self.health.record_success()
         versions = []
         for entry, version_id in zip(staged, ids, strict=True):
             versions.append(entry.version(version_id))

@@ -40,3 +40,9 @@ CloudflareProvider  # loaded by provider name (ddns_server/mirrors/cloudflare.py
 DnspodProvider  # loaded by provider name (ddns_server/mirrors/dnspod.py)
 OctodnsProvider  # loaded by provider name (ddns_server/mirrors/octodns.py)
 _._create_connection  # http.client.HTTPConnection calls it: one address family (ddns_server/client/addresses.py)
+# Twisted HTTPChannel/LineReceiver knobs and callbacks (ddns_server/edge/http_limits.py)
+_.timeOut  # TimeoutMixin's idle timeout
+_.MAX_LENGTH  # LineReceiver's line cap
+_.lineLengthExceeded  # LineReceiver callback
+_._respondToBadRequestAndDisconnect  # HTTPChannel's 400 path, answered by _reply
+_.dataReceived  # replaced after a reply, to ignore the rest

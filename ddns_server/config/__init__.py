@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from ddns_server.config.keys import read_keys
-from ddns_server.config.limits import read_tsig_max_fudge, read_update_limits
+from ddns_server.config.limits import read_http, read_rate_limit
 from ddns_server.config.reader import NULL, Reader, compose_file
 from ddns_server.config.server import (
     read_data_dir,
@@ -38,6 +38,7 @@ from ddns_server.config.server import (
     read_tls,
     read_trusted_proxies,
 )
+from ddns_server.config.update_limits import read_tsig_max_fudge, read_update_limits
 from ddns_server.config.users import read_users
 from ddns_server.config.zones import read_zones
 from ddns_server.errors import ConfigError
@@ -108,6 +109,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("zones", read_zones, needs=("keys",)),
     Section("update_limits", read_update_limits),
     Section("tsig_max_fudge", read_tsig_max_fudge),
+    Section("http", read_http, fields=lambda limits: {"http_limits": limits}),
+    Section("rate_limit", read_rate_limit, keep_null=True),
 )
 
 

@@ -70,11 +70,15 @@ def read_tls(reader: Reader, node: yaml.Node | None) -> Tls:
 def read_dyndns(reader: Reader, node: yaml.Node | None) -> Dyndns:
     if node is None:
         return Dyndns()
-    values = reader.mapping(node, "dyndns", tuple(_DYNDNS_LIMITS))
+    values = reader.mapping(node, "dyndns", (*_DYNDNS_LIMITS, "allow_private_addresses"))
     numbers: dict[str, int] = {}
     for key, (low, high) in _DYNDNS_LIMITS.items():
         if key in values:
             number = reader.integer(values[key], join("dyndns", key), low, high)
             if number is not None:
                 numbers[key] = number
-    return Dyndns(**numbers)
+    allow_private = True
+    if "allow_private_addresses" in values:
+        path = join("dyndns", "allow_private_addresses")
+        allow_private = reader.boolean(values["allow_private_addresses"], path) is not False
+    return Dyndns(**numbers, allow_private_addresses=allow_private)

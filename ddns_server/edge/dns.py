@@ -15,6 +15,7 @@ from twisted.protocols.policies import TimeoutMixin
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.metrics import LATENCY_SAMPLE, Metrics
 from ddns_server.ratelog import RateLimitedLog, describe
+from ddns_server.rrl import DROP, SEND, SLIP, RateLimiter, truncated
 from ddns_server.store import Store
 
 # A failing disk fails every batch: a few lines a second, then a summary.
@@ -35,6 +36,7 @@ class DnsUdp(DatagramProtocol):
         self.metrics = metrics
         self.count = metrics.count_query
         self._tick = 0
+        self.rrl: RateLimiter | None = None  # response rate limiting, when configured
 
 
 _OPCODE_UPDATE = 5 << 3  # opcode bits of the third header byte
@@ -70,6 +72,9 @@ class DnsUdpPort(udp.Port):
         clock = time.perf_counter
         tick = protocol._tick
         held: list[tuple[bytes, Any]] = []  # responses waiting for the batch commit
+        rrl = protocol.rrl
+        now = time.monotonic() if rrl is not None else 0.0  # one clock read per pass
+        check = rrl.check if rrl is not None else None
         updates: list[tuple[bytes, Any]] = []  # the UPDATEs among them (request, addr)
         if store is not None:
             store.begin_batch()
@@ -93,6 +98,8 @@ class DnsUdpPort(udp.Port):
                     response = answer(data, True)
                     if response is None:
                         responses = protocol.handler.handle_full(data, addr, False)
+                        if rrl is not None and responses and not data[2] & 0x78:  # QUERY
+                            responses = _limited(rrl, addr[0], data, responses[0], now)
                         if store is not None and store.in_batch():
                             held.extend((r, addr) for r in responses)
                             if data[2] & 0x78 == _OPCODE_UPDATE:
@@ -103,6 +110,15 @@ class DnsUdpPort(udp.Port):
                         if responses:
                             count(data, responses[0])
                         continue
+                    if check is not None:
+                        verdict = check(addr[0], data, response, now)
+                        if verdict:
+                            if verdict == DROP:
+                                continue
+                            slipped = truncated(response)
+                            if slipped is None:
+                                continue
+                            response = slipped
                     if held:
                         held.append((response, addr))
                     else:
@@ -151,6 +167,15 @@ class DnsUdpPort(udp.Port):
                 sendto(response, addr)
             except OSError:
                 pass
+
+
+def _limited(rrl: RateLimiter, host: str, query: bytes, response: bytes, now: float) -> list[bytes]:
+    """A full-path answer after rate limiting: itself, truncated, or nothing."""
+    verdict = rrl.check(host, query, response, now)
+    if verdict == SEND:
+        return [response]
+    slipped = truncated(response) if verdict == SLIP else None
+    return [slipped] if slipped is not None else []
 
 
 def listen_udp(reactor: Any, port: int, protocol: DnsUdp, interface: str) -> DnsUdpPort:

@@ -11,20 +11,24 @@ from twisted.web.server import Request
 
 
 class Healthz(Resource):
-    """200 ok while we can answer and write the journal; 503 otherwise."""
+    """200 ok while we can answer and write the journal; 503 and the reason otherwise.
+
+    `problem` returns None when healthy, else one line saying what is wrong.
+    """
 
     isLeaf = True
 
-    def __init__(self, healthy: Callable[[], bool]) -> None:
+    def __init__(self, problem: Callable[[], str | None]) -> None:
         super().__init__()
-        self.healthy = healthy
+        self.problem = problem
 
     def render_GET(self, request: Request) -> bytes:  # noqa: N802
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        if self.healthy():
+        problem = self.problem()
+        if problem is None:
             return b"ok\n"
         request.setResponseCode(503)
-        return b"unhealthy\n"
+        return f"unhealthy: {problem}\n".encode()
 
 
 class MetricsPage(Resource):
@@ -41,8 +45,8 @@ class MetricsPage(Resource):
         return generate_latest(self.registry)
 
 
-def make_root(healthy: Callable[[], bool], registry: CollectorRegistry) -> Resource:
+def make_root(problem: Callable[[], str | None], registry: CollectorRegistry) -> Resource:
     root = Resource()
-    root.putChild(b"healthz", Healthz(healthy))
+    root.putChild(b"healthz", Healthz(problem))
     root.putChild(b"metrics", MetricsPage(registry))
     return root

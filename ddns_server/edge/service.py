@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -13,7 +12,6 @@ from prometheus_client import CollectorRegistry
 from twisted.internet import task
 from twisted.internet.interfaces import IListeningPort
 from twisted.python import log as twisted_log
-from twisted.web.server import Site
 
 from ddns_server import config as config_mod
 from ddns_server import model
@@ -22,13 +20,15 @@ from ddns_server.dyndns2 import Dyndns2
 from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
 from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
 from ddns_server.edge.http import make_root
+from ddns_server.edge.http_limits import LimitedSite
 from ddns_server.edge.notify import Notifier
 from ddns_server.edge.tls import context_factory
-from ddns_server.errors import ConfigError
-from ddns_server.journal import Journal, Version
+from ddns_server.errors import ConfigError, UserError
+from ddns_server.journal import Journal, Version, check_history, loose_modes
 from ddns_server.keys import keyring
 from ddns_server.metrics import Metrics
 from ddns_server.query import QueryEngine
+from ddns_server.rrl import RateLimiter, RrlCounters
 from ddns_server.store import Store, ZoneLimits, records_from_file
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
@@ -39,10 +39,15 @@ log = logging.getLogger("ddns_server")
 # How often the server looks for versions other processes journaled
 # (`journal rollback`, `zone import`): well inside the promised 2 seconds.
 POLL_INTERVAL = 0.25
+# How often a failed journal tries a write probe (so /healthz recovers
+# without waiting for the next update).
+PROBE_INTERVAL = 2.0
 
 
 def open_store(config: model.Config, journal: Journal) -> Store:
-    """A store serving every configured zone (seeded from its file when new)."""
+    """A store serving every configured zone (seeded from its file only while
+    the journal has no history at all: check_history)."""
+    check_history(journal, [zone.name.to_text().lower() for zone in config.zones])
     store = Store(journal)
     for zone in config.zones:
         seed = None
@@ -63,10 +68,19 @@ class Server:
         self.config = config
         self.reactor = reactor
         self.journal = Journal(config.journal_path)
+        for loose in loose_modes(self.journal.path):
+            log.warning("%s is readable by group or others: chmod go= it", loose)
         self.store = open_store(config, self.journal)
         self.engine = QueryEngine(self.store.zones)
         self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry, lambda: self.store.zones)
+        self.rrl_counters = RrlCounters()  # across reloads
+        self.metrics = Metrics(
+            self.registry,
+            lambda: self.store.zones,
+            lambda: self.store.health.healthy,
+            self.rrl_counters,
+        )
+        self._udp: list[DnsUdp] = []
         self.handler = DnsHandler(
             self.engine,
             keyring(config.keys),
@@ -93,6 +107,7 @@ class Server:
         self.store.add_listener(self._on_version)
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         self._poller = task.LoopingCall(self._poll)
+        self._prober = task.LoopingCall(self._probe)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -102,11 +117,18 @@ class Server:
         for ep in self.config.dns:
             # One protocol per UDP port: Twisted binds a protocol to one transport.
             udp = DnsUdp(self.handler, self.metrics, self.store)
+            self._udp.append(udp)
             self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
             self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
-        root = make_root(self.healthy, self.registry)
+        self._configure_rrl(self.config)
+        root = make_root(self.health_problem, self.registry)
         add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
-        site = Site(root, requestFactory=DdnsRequest)
+        site = LimitedSite(
+            root,
+            lambda: self.config.http_limits,
+            lambda: self.config.trusted_proxies,
+            requestFactory=DdnsRequest,
+        )
         site.displayTracebacks = False
         for ep in self.config.http:
             self.ports.append(reactor.listenTCP(ep.port, site, interface=ep.host))
@@ -115,6 +137,7 @@ class Server:
             for ep in self.config.https:
                 self.ports.append(reactor.listenSSL(ep.port, site, tls, interface=ep.host))
         self._poller.start(POLL_INTERVAL, now=False)
+        self._prober.start(PROBE_INTERVAL, now=False)
         for zone in self.store.zones.values():
             log.info(
                 "serving zone %s serial %d (%d records)",
@@ -127,24 +150,66 @@ class Server:
     def stop(self) -> None:
         if self._poller.running:
             self._poller.stop()
+        if self._prober.running:
+            self._prober.stop()
         self.notifier.stop()
         for port in self.ports:
             port.stopListening()
         self.ports = []
         self.journal.close()
 
-    def healthy(self) -> bool:
-        """Listening, the journal readable and its folder writable.
+    def _configure_rrl(self, config: config_mod.Config) -> None:
+        """Response rate limiting on every UDP listener, or off (no `rate_limit:`).
 
-        Never waits for the journal's write lock: a `journal rollback` in
-        another process must not stall the reactor (and DNS) for seconds.
+        A reload with unchanged settings keeps the limiter and its state.
         """
+        settings = config.rate_limit
+        current = self._udp[0].rrl if self._udp else None
+        if current is not None and current.settings == settings:
+            return
+        limiter = RateLimiter(settings, self.rrl_counters) if settings is not None else None
+        for udp in self._udp:
+            udp.rrl = limiter  # one table for all listeners: a client is one client
+        if settings is not None:
+            log.info(
+                "response rate limiting: %d/s (nxdomain %s/s, errors %s/s), window %d s, slip %d",
+                settings.responses_per_second,
+                settings.nxdomains_per_second or settings.responses_per_second,
+                settings.errors_per_second or settings.responses_per_second,
+                settings.window,
+                settings.slip,
+            )
+
+    def health_problem(self) -> str | None:
+        """None while listening with a readable journal whose writes succeed.
+
+        Writes are judged by what they did (store.health: the last commit or
+        write probe), never by file permissions: a read-only mount report
+        means nothing while commits succeed. Never waits for the journal's
+        write lock: a `journal rollback` in another process must not stall
+        the reactor (and DNS) for seconds.
+        """
+        if not self.ports:
+            return "not listening"
         try:
             self.journal.conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
-        except Exception:  # noqa: BLE001 - any failure means unhealthy
-            return False
-        path = self.journal.path
-        return bool(self.ports) and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        except Exception as e:  # noqa: BLE001 - any failure means unhealthy
+            return f"journal unreadable: {e}"
+        return self.store.health.reason
+
+    def healthy(self) -> bool:
+        return self.health_problem() is None
+
+    def _probe(self) -> None:
+        """While a write failed, try a small write now and then (issue 14)."""
+        health = self.store.health
+        if health.healthy:
+            return
+        try:
+            if self.journal.write_probe():
+                health.record_success()
+        except Exception as e:  # noqa: BLE001 - the failure is the state we report
+            health.record_failure(f"{type(e).__name__}: {e}")
 
     # -- changes ------------------------------------------------------------------
 
@@ -173,6 +238,13 @@ class Server:
         New zones are opened (and their files parsed) first: if that fails,
         the ConfigError propagates and nothing of the new config is taken.
         """
+        new_zones = [
+            z.name.to_text().lower() for z in config.zones if self.store.zone_for(z.name) is None
+        ]
+        try:
+            check_history(self.journal, new_zones)
+        except UserError as e:
+            raise ConfigError([str(e)]) from None
         opened = []
         for zone in config.zones:
             if self.store.zone_for(zone.name) is None:
@@ -187,6 +259,7 @@ class Server:
         self.updates.limits = config.update_limits
         self.transfers.configure(config.zones)
         self.notifier.configure(config.zones)
+        self._configure_rrl(config)
         wanted = {name_to_wire(zone.name).lower() for zone in config.zones}
         for apex in list(self.store.zones):
             if apex not in wanted:

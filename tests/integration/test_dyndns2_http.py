@@ -541,7 +541,7 @@ def test_rate_limits(server_factory: Callable[..., ServerProcess]) -> None:
         return ("-H", f"X-Forwarded-For: {ip}")
 
     with Unchanged(server):
-        # per user: three failures from three addresses lock alice ...
+        # wrong passwords for alice from three other addresses ...
         for i in range(3):
             reply = update(
                 http,
@@ -551,12 +551,17 @@ def test_rate_limits(server_factory: Callable[..., ServerProcess]) -> None:
                 password="wrong",
             )
             assert reply.lines == ["badauth"]
-        reply = update(
-            http,
-            f"hostname={HOME}&myip=198.51.100.80",
-            *source("203.0.113.9"),
-        )
+        # ... and three more from one: that address is locked for alice
+        for _ in range(3):
+            reply = update(
+                http, f"hostname={HOME}", *source("203.0.113.4"), user="alice", password="wrong"
+            )
+            assert reply.lines == ["badauth"]
+        reply = update(http, f"hostname={HOME}&myip=198.51.100.80", *source("203.0.113.4"))
         assert reply.lines == ["abuse"]
+    # ... but never alice's own address (issue 14 item 12: per user and source, not per user)
+    reply = update(http, f"hostname={HOME}&myip=198.51.100.80", *source("203.0.113.9"))
+    assert reply.lines == ["good 198.51.100.80"]
     # ... while other users are served normally
     reply = update(
         http,
@@ -740,3 +745,18 @@ def test_client_certificate_login(
     # Basic auth still works beside client certificates
     reply = update(urls["https"], f"hostname={OFFICE}&myip=198.51.100.97", *cacert)
     assert reply.lines == ["good 198.51.100.97"]
+
+
+def test_never_public_and_malformed_myip_are_refused(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """Issue 14 item 8, through curl: dnserr, and the zone stays as it was."""
+    require_tool("curl")
+    server, urls = start_dyndns_server(server_factory)
+    http = urls["http"]
+    with Unchanged(server):
+        for ip in ("0.0.0.0", "::", "255.255.255.255", "224.0.0.1", "ff02::1", "not-an-ip"):
+            reply = update(http, f"hostname={HOME}&myip={ip}")
+            assert reply.lines == ["dnserr"], ip
+    # loopback and private addresses are published by default (LAN names)
+    assert update(http, f"hostname={HOME}&myip=192.168.1.20").lines == ["good 192.168.1.20"]

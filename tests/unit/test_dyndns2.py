@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import dns.name
 import dns.rdatatype
@@ -83,7 +84,7 @@ def names(*texts: str) -> tuple[dns.name.Name, ...]:
     return tuple(dns.name.from_text(t) for t in texts)
 
 
-def make_config(tmp_path: Path, **dyndns: int) -> config_mod.Config:
+def make_config(tmp_path: Path, **dyndns: Any) -> config_mod.Config:
     users = (
         config_mod.User(
             "alice",
@@ -181,7 +182,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
     yield from _env(tmp_path)
 
 
-def _env(tmp_path: Path, **dyndns: int) -> Iterator[Env]:
+def _env(tmp_path: Path, **dyndns: Any) -> Iterator[Env]:
     config = make_config(tmp_path, **dyndns)
     journal = Journal(tmp_path / "journal.sqlite3")
     store = Store(journal, clock=lambda: 1_000_000.0)
@@ -203,7 +204,7 @@ def make_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
     """An Env with other dyndns limits."""
     gens: list[Iterator[Env]] = []
 
-    def make(**dyndns: int) -> Env:
+    def make(**dyndns: Any) -> Env:
         gen = _env(tmp_path / f"env{len(gens)}", **dyndns)
         gens.append(gen)
         return next(gen)
@@ -266,6 +267,31 @@ REFUSALS = [
     ("outside-zones", "hostname=home.example.org&myip=203.0.113.1", {}, ["nohost"], 200),
     ("cname-in-the-way", f"hostname=alias.{ZONE}&myip=203.0.113.1", {}, ["dnserr"], 200),
     ("below-delegation", f"hostname=deep.sub.{ZONE}&myip=203.0.113.1", {}, ["dnserr"], 200),
+    # issue 14 item 8: never-public and unparseable addresses are refused (dnserr)
+    *(
+        (
+            f"never-public-{ip}",
+            f"hostname=home.{ZONE},nas.{ZONE}&myip={ip}",
+            {},
+            ["dnserr"] * 2,
+            200,
+        )
+        for ip in (
+            "0.0.0.0",
+            "::",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.1.2.3",
+            "ff02::1",
+            "240.0.0.1",
+            "0.1.2.3",
+            "::ffff:0.0.0.0",
+            "203.0.113.5,ff05::2",
+        )
+    ),
+    ("malformed-myip", f"hostname=home.{ZONE}&myip=not-an-ip", {}, ["dnserr"], 200),
+    ("malformed-myipv6", f"hostname=home.{ZONE}&myipv6=1.2.3", {}, ["dnserr"], 200),
+    ("scoped-v6", f"hostname=home.{ZONE}&myip=fe80::1%eth0", {}, ["dnserr"], 200),
     ("nochg", f"hostname=home.{ZONE}&myip=192.0.2.100", {}, ["nochg 192.0.2.100"], 200),
     (
         "nochg-pair",
@@ -345,22 +371,6 @@ GOOD = [
         ["2001:db8::100"],
     ),
     ("empty-myip", "myip=", "203.0.113.9", "good 203.0.113.9", ["203.0.113.9"], ["2001:db8::100"]),
-    (
-        "malformed-myip",
-        "myip=not-an-ip",
-        "203.0.113.9",
-        "good 203.0.113.9",
-        ["203.0.113.9"],
-        ["2001:db8::100"],
-    ),
-    (
-        "scoped-v6-ignored",
-        "myip=fe80::1%25eth0",
-        "203.0.113.9",
-        "good 203.0.113.9",
-        ["203.0.113.9"],
-        ["2001:db8::100"],
-    ),
     (
         "fritzbox-no-v4",
         "myip=,2001:db8::7",
@@ -639,12 +649,11 @@ def fail(env: Env, times: int, user: str = "alice", client: str = "198.51.100.66
         assert answer.lines == ("badauth",)
 
 
-def test_failed_logins_per_user_then_abuse_until_the_window_passes(env: Env) -> None:
-    for i in range(10):  # from ten different addresses: the per-user limit
-        fail(env, 1, client=f"198.51.100.{100 + i}")
+def test_failed_logins_per_user_and_source_then_abuse_until_the_window_passes(env: Env) -> None:
+    fail(env, 10, client="198.51.100.66")
     before = env.snapshot()
-    # right password, new address: still refused while the user is locked
-    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.200")
+    # right password, from the address that failed: refused while it is locked
+    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.66")
     assert answer.lines == ("abuse",)
     assert env.snapshot() == before
     # other users are served normally
@@ -652,7 +661,22 @@ def test_failed_logins_per_user_then_abuse_until_the_window_passes(env: Env) -> 
         "good 203.0.113.5",
     )
     env.now += 601
+    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.66")
+    assert answer.lines == ("good 203.0.113.5",)
+
+
+def test_failures_from_elsewhere_never_lock_a_user_out_of_her_own_address(env: Env) -> None:
+    """Issue 14 item 12: wrong passwords for alice from other addresses (one
+    each, and ten from one) must not lock alice out from hers."""
+    for i in range(20):
+        fail(env, 1, client=f"198.51.100.{100 + i}")
+    fail(env, 10, client="198.51.100.66")
+    # the correct password from a source that has not failed goes through
+    # (198.51.100.1 is the default client; no cached login helps here)
     assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("good 203.0.113.5",)
+    assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.7", client="198.51.100.2").lines == (
+        "good 203.0.113.7",
+    )
 
 
 def test_failed_logins_per_source(env: Env) -> None:
@@ -691,9 +715,10 @@ def test_a_router_with_a_cached_password_is_not_locked_out(env: Env) -> None:
 def test_failed_login_limits_are_configurable(make_env: Callable[..., Env]) -> None:
     env = make_env(max_failed_logins=3, failed_login_window=60)
     fail(env, 3)
-    assert env.send(f"hostname=home.{ZONE}").lines == ("abuse",)
+    assert env.send(f"hostname=home.{ZONE}", client="198.51.100.66").lines == ("abuse",)
     env.now += 61
-    assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("good 203.0.113.5",)
+    answer = env.send(f"hostname=home.{ZONE}&myip=203.0.113.5", client="198.51.100.66")
+    assert answer.lines == ("good 203.0.113.5",)
 
 
 def test_flood_of_requests_is_limited_but_routers_are_not(make_env: Callable[..., Env]) -> None:
@@ -713,6 +738,19 @@ def test_flood_of_requests_is_limited_but_routers_are_not(make_env: Callable[...
     for _ in range(24 * 60):
         env.now += 60
         assert env.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("nochg 203.0.113.5",)
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "10.1.2.3", "192.168.1.10", "fd00::5", "::1"])
+def test_private_addresses_follow_the_setting(make_env: Callable[..., Env], ip: str) -> None:
+    allowed = make_env()  # the default: LAN names are a real use
+    assert allowed.send(f"hostname=home.{ZONE}&myip={ip}").lines == (f"good {ip}",)
+    refused = make_env(allow_private_addresses=False)
+    before = refused.snapshot()
+    assert refused.send(f"hostname=home.{ZONE}&myip={ip}").lines == ("dnserr",)
+    # the client's own private address, without myip, is refused the same way
+    assert refused.send(f"hostname=home.{ZONE}", client=ip).lines == ("dnserr",)
+    assert refused.snapshot() == before
+    assert refused.send(f"hostname=home.{ZONE}&myip=203.0.113.5").lines == ("good 203.0.113.5",)
 
 
 def test_default_limits() -> None:
@@ -868,13 +906,23 @@ def test_config_dyndns_limits(tmp_path: Path) -> None:
         (
             "dyndns:\n  max_logins: 3\n",
             "5: dyndns.max_logins: unknown key (expected one of max_failed_logins, "
-            "failed_login_window, max_updates_per_minute, auth_cache_ttl, max_pending_logins)",
+            "failed_login_window, max_updates_per_minute, auth_cache_ttl, max_pending_logins, "
+            "allow_private_addresses)",
         ),
         ("dyndns: 3\n", "4: dyndns: expected a mapping, got an integer"),
     ],
 )
 def test_config_dyndns_problems(tmp_path: Path, text: str, problem: str) -> None:
     assert config_problems(tmp_path, text) == [problem]
+
+
+def test_config_dyndns_allow_private_addresses(tmp_path: Path) -> None:
+    config = load(tmp_path, "dyndns:\n  allow_private_addresses: false\n")
+    assert config.dyndns.allow_private_addresses is False
+    assert load(tmp_path, "").dyndns.allow_private_addresses is True
+    assert config_problems(tmp_path, "dyndns:\n  allow_private_addresses: 1\n") == [
+        "5: dyndns.allow_private_addresses: expected a boolean, got an integer"
+    ]
 
 
 def test_config_client_certificate_users(tmp_path: Path) -> None:

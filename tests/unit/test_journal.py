@@ -5,7 +5,9 @@ Real SQLite files in a temporary folder; no sockets.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import dns.name
@@ -14,7 +16,15 @@ import dns.rdataclass
 import pytest
 
 from ddns_server.errors import UserError
-from ddns_server.journal import Journal, NewVersion, StaleJournal, net_changes
+from ddns_server.journal import (
+    Journal,
+    JournalUnusable,
+    NewVersion,
+    StaleJournal,
+    check_history,
+    loose_modes,
+    net_changes,
+)
 from ddns_server.zonedata import Changeset, Record, name_to_wire
 
 ZONE = "dyn.example.test."
@@ -263,3 +273,90 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
         assert (j.versions(ZONE), sorted(j.load(ZONE))) == before
     finally:
         j.close()
+
+
+# -- issue 14 items 1 and 15: never seed over an existing journal; private modes
+
+
+def test_a_new_journal_is_0600_in_a_0700_folder(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "journal.sqlite3"
+    j = Journal(path)
+    assert j.created
+    seeded(j)  # -wal and -shm exist while the connection is open
+    modes = {
+        p.name: stat.S_IMODE(p.stat().st_mode)
+        for p in (path.parent, path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    }
+    assert modes == {
+        "data": 0o700,
+        "journal.sqlite3": 0o600,
+        "journal.sqlite3-wal": 0o600,
+        "journal.sqlite3-shm": 0o600,
+    }
+    assert loose_modes(path) == []
+    j.close()
+    reopened = Journal(path)
+    assert not reopened.created
+    reopened.close()
+
+
+def test_loose_modes_of_an_existing_journal_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "journal.sqlite3"
+    Journal(path).close()
+    path.chmod(0o644)
+    path.parent.chmod(0o755)
+    assert loose_modes(path) == [f"{path.parent} (mode 0755)", f"{path} (mode 0644)"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", r"exists but is empty \(0 bytes\)"),
+        (b"garbage, not a database at all", "is not an SQLite database"),
+        (b"SQLite format 3\x00" + b"\xff" * 200, "unreadable or corrupt"),
+    ],
+    ids=["empty", "garbage", "corrupt-header"],
+)
+def test_an_existing_unusable_journal_is_refused_and_left_alone(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(content)
+    with pytest.raises(JournalUnusable, match=message) as info:
+        Journal(path)
+    assert "\n" not in str(info.value)
+    assert "zone import" in str(info.value) and "move the file away" in str(info.value)
+    assert path.read_bytes() == content  # nothing written over it
+
+
+def test_an_sqlite_file_that_is_no_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE t (x)")
+    other.commit()
+    other.close()
+    with pytest.raises(JournalUnusable, match="holds no ddns-server journal"):
+        Journal(path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    Journal(path).close()
+    path.chmod(0)
+    with pytest.raises(JournalUnusable, match="cannot be read"):
+        Journal(path)
+
+
+def test_history_check(journal: Journal) -> None:
+    other = "other.example.test."
+    check_history(journal, [ZONE, other])  # no history at all: both may be seeded
+    seeded(journal)
+    check_history(journal, [ZONE])
+    with pytest.raises(JournalUnusable) as info:
+        check_history(journal, [ZONE, other])
+    text = str(info.value)
+    assert (
+        "has history for dyn.example.test but none for configured zone other.example.test" in text
+    )
+    assert "ddns-server zone import other.example.test FILE" in text
