@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import dns.zone
 
 from ddns_server import config as config_mod
 from ddns_server import model
+from ddns_server.api.tokens import TokenStore
 from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, Version
 from ddns_server.plan import DEFAULT_MAX_CHANGE_SHARE, Plan, plan_content
@@ -121,6 +123,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--once", action="store_true", help="one pass, then exit (cron, Task Scheduler)")
     p.set_defaults(func=cmd_client)
+
+    token = sub.add_parser("token", help="API tokens (docs/api.md)").add_subparsers(
+        metavar="ACTION"
+    )
+    p = with_config(token.add_parser("create", help="print a new API token once"))
+    p.add_argument("name")
+    p.add_argument("--zone", required=True)
+    p.add_argument("--names", default="", help="patterns: home, *.lab, @ (default: every name)")
+    p.add_argument("--types", default="", help="record types, e.g. A,AAAA,TXT (default: all)")
+    p.add_argument("--role", choices=("read", "write", "admin"), default="write")
+    p.add_argument("--expires-days", type=_positive, default=None)
+    p.set_defaults(func=cmd_token_create)
+    p = with_config(token.add_parser("list", help="list API tokens (never their secrets)"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_token_list)
+    p = with_config(token.add_parser("revoke", help="revoke an API token at once"))
+    p.add_argument("name")
+    p.set_defaults(func=cmd_token_revoke)
     return parser
 
 
@@ -461,3 +481,72 @@ def master_file(origin: dns.name.Name, records: Iterable[Record]) -> str:
     rows.sort(key=lambda row: (row[0], row[1]))
     lines.extend(row[2] for row in rows)
     return "\n".join(lines) + "\n"
+
+
+# -- API tokens ---------------------------------------------------------------------
+
+
+def _tokens(args: argparse.Namespace) -> tuple[model.Config, TokenStore]:
+    config = _config(args)
+    journal = Journal(config.journal_path)
+    return config, TokenStore(journal.conn)
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    config, tokens = _tokens(args)
+    origin = _zone_name(args.zone)
+    if not any(z.name == origin for z in config.zones):
+        raise UserError(f"unknown zone {origin.to_text()}: not in the config")
+    _token, secret = tokens.create(
+        args.name,
+        origin,
+        [p for p in args.names.split(",") if p.strip()],
+        [t for t in args.types.split(",") if t.strip()],
+        args.role,
+        args.expires_days,
+        now=time.time(),
+    )
+    print(secret)
+    print(
+        f"token {args.name} for zone {origin.to_text()} created; the secret above is shown"
+        " only now",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    _config_unused, tokens = _tokens(args)
+    listed = [t.to_dict() for t in tokens.list()]
+    for item in listed:
+        for key in ("created", "expires"):
+            when = item[key]
+            item[key] = (
+                datetime.datetime.fromtimestamp(float(when), datetime.UTC).strftime(  # type: ignore[arg-type]
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
+                if when is not None
+                else None
+            )
+    if args.json:
+        print(json.dumps(listed, indent=2))
+        return 0
+    print(
+        f"{'NAME':<20} {'ZONE':<24} {'ROLE':<6} {'NAMES':<20} {'TYPES':<16} {'CREATED':<20} EXPIRES"
+    )
+    for item in listed:
+        names = ",".join(item["names"])  # type: ignore[arg-type]
+        types = ",".join(item["types"])  # type: ignore[arg-type]
+        print(
+            f"{item['name']:<20} {item['zone']:<24} {item['role']:<6} {names:<20} {types:<16}"
+            f" {item['created']:<20} {item['expires'] or 'never'}"
+        )
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    _config_unused, tokens = _tokens(args)
+    if not tokens.revoke(args.name):
+        raise UserError(f"no token named {args.name!r}")
+    print(f"token {args.name} revoked")
+    return 0

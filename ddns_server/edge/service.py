@@ -15,8 +15,11 @@ from twisted.python import log as twisted_log
 
 from ddns_server import config as config_mod
 from ddns_server import model
+from ddns_server.api.service import ApiContext
+from ddns_server.api.tokens import TokenStore
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.dyndns2 import Dyndns2
+from ddns_server.edge.api_http import add_api_resources
 from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
 from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
 from ddns_server.edge.http import make_root
@@ -103,6 +106,10 @@ class Server:
         self.dyndns = Dyndns2(
             self.store, lambda: self.config, lambda code: self.metrics.dyndns.labels(code).inc()
         )
+        # /api/v1 and /client/v4: tokens are read from the journal on each request
+        self.api = ApiContext(
+            self.store, TokenStore(self.journal.conn), lambda: self.config, time.time
+        )
         self.ports: list[IListeningPort] = []
         self.store.add_listener(self._on_version)
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
@@ -123,6 +130,7 @@ class Server:
         self._configure_rrl(self.config)
         root = make_root(self.health_problem, self.registry)
         add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
+        add_api_resources(root, self.api, lambda: self.config)
         site = LimitedSite(
             root,
             lambda: self.config.http_limits,
