@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the error tables read best one case per line)
 """/api/v1 and /client/v4 over real HTTP: RRsets, batches with if_serial,
 versions and rollback, tokens created and revoked while serving, the
 lockout of failed token attempts, and every documented error path (a JSON
