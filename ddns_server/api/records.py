@@ -68,10 +68,6 @@ def forbidden(message: str, **refused: object) -> ApiError:
     return ApiError(403, "forbidden", message, dict(refused))
 
 
-def not_found(message: str, **refused: object) -> ApiError:
-    return ApiError(404, "not_found", message, dict(refused))
-
-
 @dataclass
 class Change:
     """One RRset change: replace (ttl + values; empty values = delete), delete,

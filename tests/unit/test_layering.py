@@ -6,6 +6,12 @@ import subprocess
 import sys
 
 CORE = (
+    "api.cloudflare",
+    "api.openapi",
+    "api.records",
+    "api.service",
+    "api.tokens",
+    "api.v1",
     "dnsmsg",
     "dyndns2",
     "journal",
