@@ -14,6 +14,7 @@ import dns.name
 from ddns_server.api.openapi import document
 from ddns_server.api.records import (
     CHANNEL,
+    SOA,
     ApiError,
     Change,
     RRset,
@@ -140,6 +141,7 @@ def _list(token: Token, zone: ZoneData, req: ApiRequest) -> ApiResponse:
     rtype = req.arg("type")
     owner = parse_owner(name, zone.origin) if name else None
     rdtype = parse_type(rtype) if rtype else None
+    _can_read(token, owner, rdtype)
     found = [rrset_dict(r) for r in rrsets(zone, token, owner, rdtype)]
     return ApiResponse(200, {"zone": zone.origin.to_text(), "serial": zone.serial, "rrsets": found})
 
@@ -151,6 +153,7 @@ def _rrset(
     owner = parse_owner(name, origin)
     rdtype = parse_type(rtype)
     if req.method == "GET":
+        _can_read(token, owner, rdtype)
         found = list(rrsets(zone, token, owner, rdtype))
         if not found:
             raise ApiError(
@@ -194,6 +197,20 @@ def _rrset(
     raise ApiError(
         405, "method_not_allowed", f"{req.method} is not allowed here; use GET, PUT, DELETE"
     )
+
+
+def _can_read(token: Token, owner: dns.name.Name | None, rdtype: int | None) -> None:
+    """A read of a name or type outside the token's scope is refused (403), not empty."""
+    if owner is not None and not token.can_name(owner):
+        raise ApiError(
+            403, "forbidden", f"token {token.name} may not see {owner.to_text()}",
+            {"name": owner.to_text()},
+        )  # fmt: skip
+    if rdtype is not None and rdtype != SOA and not token.can_type(rdtype):
+        raise ApiError(
+            403, "forbidden", f"token {token.name} may not see {type_text(rdtype)} records",
+            {"type": type_text(rdtype)},
+        )  # fmt: skip
 
 
 def _result(ctx: ApiContext, origin: dns.name.Name, version: Version | None) -> dict[str, object]:

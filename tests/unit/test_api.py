@@ -263,6 +263,22 @@ def test_v1_put_and_if_serial(ctx: tuple[ApiContext, dict[str, str]]) -> None:
     assert v1.handle(c, req("GET", "openapi.json", None)).status == 200
 
 
+def test_v1_reads_outside_the_scope_are_refused(ctx: tuple[ApiContext, dict[str, str]]) -> None:
+    c, _ = ctx
+    secret = c.tokens.create("home-a", ORIGIN, ["home"], ["A"], "read", now=1000.0)[1]
+    base = "zones/dyn.example.test/records"
+    assert v1.handle(c, req("GET", f"{base}/home/A", secret)).status == 200
+    for path, refused in (
+        (f"{base}/www/CNAME", {"name": "www.dyn.example.test."}),
+        (f"{base}/home/TXT", {"type": "TXT"}),
+        (f"{base}?name=ns1", {"name": "ns1.dyn.example.test."}),
+    ):
+        out = v1.handle(c, req("GET", path, secret))
+        assert out.status == 403 and out.body["error"]["refused"] == refused  # type: ignore[index]
+    listed = v1.handle(c, req("GET", base, secret)).body["rrsets"]  # type: ignore[index]
+    assert [(r["name"], r["type"]) for r in listed] == [("home.dyn.example.test.", "A")]
+
+
 def test_cloudflare_records_map_one_rdata_each(ctx: tuple[ApiContext, dict[str, str]]) -> None:
     c, s = ctx
     zid = cloudflare.zone_id(ORIGIN)
