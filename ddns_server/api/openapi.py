@@ -77,6 +77,14 @@ def document() -> dict[str, Any]:
                     requestBody=_BATCH,
                 ),
             },
+            "/zones/{zone}/changes": {
+                "parameters": [_ZONE],
+                "post": _op(
+                    "A batch of changes (as POST .../records)",
+                    _json(_ref("Result")),
+                    requestBody=_BATCH,
+                ),
+            },
             "/zones/{zone}/records/{name}/{type}": {
                 "parameters": [_ZONE, _NAME, _TYPE],
                 "get": _op("One RRset", _json(_ref("RRset"))),
@@ -114,6 +122,21 @@ def document() -> dict[str, Any]:
                     },
                 ],
                 "get": _op("One version and its diff (admin)", _json(_ref("Version"))),
+            },
+            "/zones/{zone}/versions/{serial}/rollback": {
+                "parameters": [
+                    _ZONE,
+                    {
+                        "name": "serial",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    },
+                ],
+                "post": _op(
+                    "Roll back to this version (admin; body optional: force, dry_run)",
+                    _json({"type": "object"}),
+                ),
             },
             "/zones/{zone}/rollback": {
                 "parameters": [_ZONE],

@@ -92,6 +92,14 @@ def _route(ctx: ApiContext, req: ApiRequest) -> ApiResponse:
             return _list(token, zone, req)
         if len(rest) == 3:
             return _rrset(ctx, token, zone, req, rest[1], rest[2])
+    elif rest == ["changes"]:  # an alias of POST .../records (a batch)
+        _method(req, "POST")
+        return _batch(ctx, token, zone, req)
+    elif rest[0] == "versions" and len(rest) == 3 and rest[2] == "rollback":
+        # POST .../versions/{serial}/rollback: the same as .../rollback {"serial"}
+        _method(req, "POST")
+        check_role(token, "admin")
+        return _rollback(ctx, token, zone, req, _number(rest[1], "serial", 0, 2**32 - 1))
     elif rest[0] == "versions" and len(rest) <= 2:
         _method(req, "GET")
         check_role(token, "admin")
@@ -322,12 +330,14 @@ def _number(text: object, what: str, low: int, high: int) -> int:
     return value
 
 
-def _rollback(ctx: ApiContext, token: Token, zone: ZoneData, req: ApiRequest) -> ApiResponse:
+def _rollback(
+    ctx: ApiContext, token: Token, zone: ZoneData, req: ApiRequest, in_path: int | None = None
+) -> ApiResponse:
     """Rollback as `journal rollback` does it (the plan and its safety rail),
     written by the API: channel api, who the token."""
-    body = json_body(req)
+    body = json_body(req) if in_path is None or req.body.strip() else {}
     _only(body, {"serial", "force", "dry_run"})
-    serial = body.get("serial")
+    serial = body.get("serial", in_path)
     if isinstance(serial, bool) or not isinstance(serial, int):
         raise bad_request("serial: expected the serial of a journaled version")
     force = body.get("force", False)

@@ -330,3 +330,17 @@ def test_openapi_document_names_every_path() -> None:
         "/zones/{zone}/versions/{serial}", "/zones/{zone}/rollback",
     }  # fmt: skip
     json.dumps(doc)  # serialisable
+
+
+def test_v1_aliases_batch_and_rollback(ctx: tuple[ApiContext, dict[str, str]]) -> None:
+    c, s = ctx
+    batch = {"changes": [{"op": "replace", "name": "x", "type": "A", "values": ["192.0.2.3"]}]}
+    out = v1.handle(c, req("POST", "zones/dyn.example.test/changes", s["write"], batch))
+    assert out.status == 200 and out.body["serial"] == 2  # type: ignore[index]
+    out = v1.handle(c, req("POST", "zones/dyn.example.test/versions/1/rollback", s["write"]))
+    assert out.status == 403
+    out = v1.handle(c, req("POST", "zones/dyn.example.test/versions/1/rollback", s["admin"]))
+    assert out.status == 200 and out.body["new_serial"] == 3  # type: ignore[index]
+    version = c.store.journal.versions("dyn.example.test.", 1)[0]
+    assert (version.serial, version.channel, version.who) == (3, "api", "admin")
+    assert c.store.zone_for(ORIGIN).records_at(name_to_wire(n("x"))) == []  # type: ignore[union-attr]
