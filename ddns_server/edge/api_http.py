@@ -25,6 +25,8 @@ from ddns_server.edge.dyndns_http import _Proxies
 log = logging.getLogger("ddns_server.api")
 
 Handler = Callable[[ApiContext, ApiRequest], ApiResponse]
+# Requests that may change a zone: counted in ddns_updates_total{channel="api"}.
+CHANGES = (b"POST", b"PUT", b"PATCH", b"DELETE")
 
 
 class ApiResource(Resource):
@@ -39,6 +41,7 @@ class ApiResource(Resource):
         handler: Handler,
         proxies: _Proxies,
         internal: Callable[[str], ApiResponse],
+        count: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         self.ctx = ctx
@@ -46,6 +49,7 @@ class ApiResource(Resource):
         self.handler = handler
         self.proxies = proxies
         self.internal = internal
+        self.count = count
 
     def render(self, request: Request) -> bytes:
         try:
@@ -53,6 +57,8 @@ class ApiResource(Resource):
         except Exception as e:  # noqa: BLE001 - a JSON 500, never a traceback page
             log.error("API request %s failed: %s: %s", request.uri[:200], type(e).__name__, e)
             response = self.internal("internal error; the change, if any, was not confirmed")
+        if self.count is not None and request.method in CHANGES:
+            self.count(str(response.status))
         body = json.dumps(response.body, indent=None, separators=(",", ":")).encode()
         request.setResponseCode(response.status)
         request.setHeader(b"content-type", b"application/json")
@@ -98,11 +104,17 @@ class ApiResource(Resource):
         return self.handler(self.ctx, api_request)
 
 
-def add_api_resources(root: Resource, ctx: ApiContext, config: Callable[[], model.Config]) -> None:
-    """Mount /api/v1 and /client/v4 beside /nic/update, /healthz and /metrics."""
+def add_api_resources(
+    root: Resource,
+    ctx: ApiContext,
+    config: Callable[[], model.Config],
+    count: Callable[[str], None] | None = None,
+) -> None:
+    """Mount /api/v1 and /client/v4 beside /nic/update, /healthz and /metrics;
+    `count(status)` is called for each request that may change a zone."""
     proxies = _Proxies(config)
-    api = ApiResource(ctx, b"v1", v1.handle, proxies, _v1_internal)
-    client = ApiResource(ctx, b"v4", cloudflare.handle, proxies, _cf_internal)
+    api = ApiResource(ctx, b"v1", v1.handle, proxies, _v1_internal, count)
+    client = ApiResource(ctx, b"v4", cloudflare.handle, proxies, _cf_internal, count)
     root.putChild(b"api", cast(IResource, api))
     root.putChild(b"client", cast(IResource, client))
 

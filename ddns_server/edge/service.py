@@ -130,7 +130,12 @@ class Server:
         self._configure_rrl(self.config)
         root = make_root(self.health_problem, self.registry)
         add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
-        add_api_resources(root, self.api, lambda: self.config)
+        add_api_resources(
+            root,
+            self.api,
+            lambda: self.config,
+            lambda status: self.metrics.updates.labels("api", status).inc(),
+        )
         site = LimitedSite(
             root,
             lambda: self.config.http_limits,

@@ -143,6 +143,9 @@ def test_rrsets_batches_versions_and_rollback(served: ServerProcess) -> None:
     assert dig(server, f"api.{ZONE}") == []
     newest = versions(server)[0]
     assert (newest["channel"], newest["who"]) == ("api", "admin")
+    metrics = run([require_tool("curl"), "-s", f"{server.http_url}/metrics"]).stdout
+    assert 'ddns_updates_total{channel="api",result="200"}' in metrics
+    assert 'ddns_updates_total{channel="api",result="412"} 1.0' in metrics
 
 
 def test_tokens_created_listed_revoked_while_serving(served: ServerProcess) -> None:
