@@ -278,3 +278,20 @@ def test_every_error_path_answers_json_and_changes_nothing(served: ServerProcess
     assert len(versions(server)) == count
     log = server.log_text()
     assert "Traceback" not in log
+
+
+def test_cloudflare_ids_are_stable_across_restarts(served: ServerProcess) -> None:
+    server = served
+    secret = token(server, "ids")
+    _, zones = call(server, "GET", "/client/v4/zones", secret)
+    zid = zones["result"][0]["id"]
+    _, made = call(
+        server, "POST", f"/client/v4/zones/{zid}/dns_records", secret,
+        {"type": "TXT", "name": f"keep.{ZONE}", "content": "stay", "ttl": 120},
+    )  # fmt: skip
+    rid = made["result"]["id"]
+    server.restart()
+    _, zones = call(server, "GET", f"/client/v4/zones?name={ZONE}", secret)
+    assert zones["result"][0]["id"] == zid
+    status, again = call(server, "GET", f"/client/v4/zones/{zid}/dns_records/{rid}", secret)
+    assert status == 200 and again["result"]["content"] == "stay"
