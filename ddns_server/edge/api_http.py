@@ -19,6 +19,7 @@ from twisted.web.server import Request
 
 from ddns_server import model
 from ddns_server.api import cloudflare, v1
+from ddns_server.api.records import ApiError
 from ddns_server.api.service import MAX_BODY, ApiContext, ApiRequest, ApiResponse
 from ddns_server.edge.dyndns_http import _Proxies
 
@@ -127,3 +128,15 @@ def _v1_internal(message: str) -> ApiResponse:
 
 def _cf_internal(message: str) -> ApiResponse:
     return cloudflare.error_envelope(500, 10001, message)
+
+
+def json_error_body(path: bytes, status: int, message: str) -> bytes | None:
+    """The body of an error the HTTP layer answers itself (413 from the
+    site's limits) for an API path, in that API's JSON shape; None elsewhere."""
+    if path.startswith(b"/api/"):
+        response = v1.error_response(ApiError(status, "too_large", message))
+    elif path.startswith(b"/client/"):
+        response = cloudflare.error_envelope(status, cloudflare.BAD_BODY, message)
+    else:
+        return None
+    return json.dumps(response.body, separators=(",", ":")).encode()

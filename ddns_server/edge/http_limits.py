@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.server import Site
 
+from ddns_server.edge.api_http import json_error_body
 from ddns_server.model import HttpLimits
 
 _REASONS = {
@@ -161,9 +162,14 @@ class LimitedChannel(http.HTTPChannel):
         self._stop_deadline()
         reason = _REASONS.get(status, b"Error")
         body = reason + b"\n"
+        ctype = b"text/plain"
+        path = getattr(self, "_path", None)  # set once the request line is parsed
+        api_body = json_error_body(path, status, reason.decode()) if path else None
+        if api_body is not None:  # /api/v1, /client/v4: their JSON error shape
+            body, ctype = api_body, b"application/json"
         self.transport.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (status, reason, ctype, len(body), body)
         )
         self.dataReceived = lambda data: None  # type: ignore[method-assign]
         self.loseConnection()
