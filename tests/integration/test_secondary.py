@@ -312,7 +312,8 @@ def test_notify_retried_until_answered(server_factory: ServerFactory, tmp_path: 
         second, _, t1 = receive()
         third, _, t2 = receive()
         assert first.id == second.id == third.id
-        assert 0.7 < t1 - t0 < 1.6 and 1.5 < t2 - t1 < 2.8  # 1 s, then doubled
+        # 1 s, then doubled (upper bounds loose: a loaded machine delays timers)
+        assert 0.7 < t1 - t0 < 3.0 and 1.5 < t2 - t1 < 5.0
         # A newer version replaces the pending NOTIFY: new ID, new serial.
         newer = tmp_path / "newer.zone"
         newer.write_text(zone_text(serial + 1, "new1 60 IN A 192.0.2.201\n"))
