@@ -345,9 +345,14 @@ class Journal:
             )
         return changesets
 
-    def _checkpoint(self, zone_id: int, upto: int) -> None:
-        """Bring the records snapshot forward to version `upto` (in a transaction)."""
-        pending = self._changesets_since_snapshot(zone_id, upto)
+    def _checkpoint(self, zone_id: int, upto: int, pending: list[Changeset] | None = None) -> None:
+        """Bring the records snapshot forward to version `upto` (in a transaction).
+
+        `pending`: the changesets after the snapshot when the caller has them
+        all in hand (a seed: no need to read 100,000 rows back).
+        """
+        if pending is None:
+            pending = self._changesets_since_snapshot(zone_id, upto)
         if pending:
             net = net_changes(pending) if len(pending) > 1 else pending[0]
             self.conn.executemany(
@@ -357,7 +362,8 @@ class Journal:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO records (zone_id, owner, rdtype, ttl, rdata)"
                 " VALUES (?, ?, ?, ?, ?)",
-                [(zone_id, *r) for r in net.added],
+                # in key order: SQLite appends to the B-tree instead of splitting it
+                [(zone_id, *r) for r in sorted(net.added)],
             )
         self._set_snapshot_id(zone_id, upto)
         self._pending[zone_id] = (0, 0)
@@ -428,7 +434,9 @@ class Journal:
                 versions_pending += len(changesets)
                 rows_pending += sum(len(cs.removed) + len(cs.added) for cs in changesets)
                 if versions_pending >= CHECKPOINT_VERSIONS or rows_pending >= CHECKPOINT_ROWS:
-                    self._checkpoint(zone_id, ids[-1])
+                    # Nothing pending before this batch: its changesets are all there is.
+                    alone = versions_pending == len(changesets)
+                    self._checkpoint(zone_id, ids[-1], changesets if alone else None)
                 else:
                     self._pending[zone_id] = (versions_pending, rows_pending)
         return ids

@@ -43,7 +43,7 @@ from ddns_server.zonedata import (
     soa_rdata_with_serial,
     soa_serial,
 )
-from ddns_server.zonefile import read_zone_file
+from ddns_server.zonefile import read_zone_records
 
 log = logging.getLogger("ddns_server.store")
 
@@ -83,7 +83,7 @@ def records_from_file(path: Path, origin: dns.name.Name) -> list[Record]:
     """
     shown = str(path)
     try:
-        zone = read_zone_file(path, origin, shown)
+        return read_zone_records(path, origin, shown)
     except dns.exception.SyntaxError as e:
         raise ConfigError([str(e)]) from None  # the text starts "FILE:LINE: "
     except dns.zone.NoSOA:
@@ -96,7 +96,6 @@ def records_from_file(path: Path, origin: dns.name.Name) -> list[Record]:
         raise ConfigError([f"{shown}: not UTF-8 text"]) from None
     except OSError as e:
         raise ConfigError([f"{shown}: cannot read: {e.strerror or e}"]) from None
-    return records_from_zone(zone)
 
 
 def records_from_text(text: str, origin: dns.name.Name, filename: str) -> list[Record]:

@@ -8,6 +8,26 @@ import dns.exception
 import dns.name
 import dns.zone
 
+from ddns_server.masterfile import read_records
+from ddns_server.zonedata import Record, name_to_wire
+
+
+def read_zone_records(path: Path, origin: dns.name.Name, shown: str) -> list[Record]:
+    """The records of a master file: the fast reader for the common forms,
+    dnspython (`read_zone_file`) for the rest and for every error."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    records = read_records(text, name_to_wire(origin))
+    if records is not None:
+        return records
+    zone = read_zone_file(path, origin, shown)
+    out: list[Record] = []
+    for name, rdataset in zone.iterate_rdatasets():
+        owner = name_to_wire(name)
+        for rdata in rdataset:
+            out.append((owner, rdataset.rdtype, rdataset.ttl, rdata.to_wire()))
+    return out
+
 
 def read_zone_file(path: Path, origin: dns.name.Name, shown: str) -> dns.zone.Zone:
     """Parse a master file; a SyntaxError says "SHOWN:LINE: what is wrong".

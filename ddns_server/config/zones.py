@@ -13,7 +13,7 @@ import yaml
 
 from ddns_server.config.reader import Reader, join, kind, name_text
 from ddns_server.model import MATCHES, Endpoint, PolicyRule, Zone
-from ddns_server.zonefile import read_zone_file
+from ddns_server.zonefile import read_zone_records
 
 _NAME_REQUIRED = ("name", "subdomain", "wildcard")  # zonesub and self ignore `name`
 _MAX_TTL = 2147483647  # RFC 2181 §8
@@ -119,7 +119,7 @@ def _zone_file(
         return file
     line = node.start_mark.line + 1
     try:
-        read_zone_file(file, origin, shown)
+        read_zone_records(file, origin, shown)
     except dns.exception.SyntaxError as e:
         # The message already starts with "FILE:LINE: ".
         reader.problems.append((line, str(e)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -308,13 +309,21 @@ def run(config: model.Config) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     twisted_log.PythonLoggingObserver("twisted").start()
-    server = Server(config, reactor)
+    # Loading a large zone makes hundreds of thousands of objects, none in a
+    # cycle: the collector would only walk them again and again. Afterwards
+    # they go to the permanent generation, out of every later collection.
+    gc.disable()
     try:
-        server.start()
-    except Exception as e:  # a port in use, an address we cannot bind
-        log.error("cannot start: %s", e)
-        server.stop()
-        return 1
+        server = Server(config, reactor)
+        try:
+            server.start()
+        except Exception as e:  # a port in use, an address we cannot bind
+            log.error("cannot start: %s", e)
+            server.stop()
+            return 1
+    finally:
+        gc.freeze()
+        gc.enable()
 
     def on_hup(_signum: int, _frame: object) -> None:
         def do_reload() -> None:
