@@ -127,6 +127,11 @@ def loose_modes(path: Path) -> list[str]:
     return found
 
 
+def _record_key(record: Record) -> tuple[bytes, int, bytes]:
+    """A record's key in the `records` table: owner, type, rdata (not the TTL)."""
+    return record[0], record[1], record[3]
+
+
 class StaleJournal(Exception):
     """Another process journaled a version of this zone in the meantime."""
 
@@ -345,11 +350,19 @@ class Journal:
             )
         return changesets
 
-    def _checkpoint(self, zone_id: int, upto: int, pending: list[Changeset] | None = None) -> None:
+    def _checkpoint(
+        self,
+        zone_id: int,
+        upto: int,
+        pending: list[Changeset] | None = None,
+        version_id: int | None = None,
+    ) -> None:
         """Bring the records snapshot forward to version `upto` (in a transaction).
 
         `pending`: the changesets after the snapshot when the caller has them
-        all in hand (a seed: no need to read 100,000 rows back).
+        all in hand; `version_id`: the one version they are, just written to
+        `changes` (a seed): its added rows are copied inside SQLite, not bound
+        again one by one from Python (a third of the time of a 100k seed).
         """
         if pending is None:
             pending = self._changesets_since_snapshot(zone_id, upto)
@@ -359,12 +372,21 @@ class Journal:
                 "DELETE FROM records WHERE zone_id = ? AND owner = ? AND rdtype = ? AND rdata = ?",
                 [(zone_id, owner, rdtype, rdata) for owner, rdtype, _ttl, rdata in net.removed],
             )
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO records (zone_id, owner, rdtype, ttl, rdata)"
-                " VALUES (?, ?, ?, ?, ?)",
-                # in key order: SQLite appends to the B-tree instead of splitting it
-                [(zone_id, *r) for r in sorted(net.added)],
-            )
+            # In key order, SQLite appends to the B-tree instead of splitting
+            # it; among equal keys the order stays (the last one written wins).
+            if version_id is not None and len(pending) == 1:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO records (zone_id, owner, rdtype, ttl, rdata)"
+                    " SELECT ?, owner, rdtype, ttl, rdata FROM changes"
+                    " WHERE version_id = ? AND op = 1 ORDER BY owner, rdtype, rdata, rowid",
+                    (zone_id, version_id),
+                )
+            else:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO records (zone_id, owner, rdtype, ttl, rdata)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(zone_id, *r) for r in sorted(net.added, key=_record_key)],
+                )
         self._set_snapshot_id(zone_id, upto)
         self._pending[zone_id] = (0, 0)
 
@@ -398,6 +420,7 @@ class Journal:
             version_rows = []
             change_rows = []
             by_zone: dict[int, list[Changeset]] = {}
+            last_version: dict[int, int] = {}
             for version_id, new in zip(ids, versions, strict=True):
                 zone_id = self.zone_id(new.zone, create=True)
                 assert zone_id is not None
@@ -418,6 +441,7 @@ class Journal:
                 change_rows += [(version_id, 0, *r) for r in cs.removed]
                 change_rows += [(version_id, 1, *r) for r in cs.added]
                 by_zone.setdefault(zone_id, []).append(cs)
+                last_version[zone_id] = version_id
             conn.executemany(
                 "INSERT INTO versions (id, zone_id, serial, time, who, source, channel,"
                 " removed, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -436,7 +460,12 @@ class Journal:
                 if versions_pending >= CHECKPOINT_VERSIONS or rows_pending >= CHECKPOINT_ROWS:
                     # Nothing pending before this batch: its changesets are all there is.
                     alone = versions_pending == len(changesets)
-                    self._checkpoint(zone_id, ids[-1], changesets if alone else None)
+                    self._checkpoint(
+                        zone_id,
+                        ids[-1],
+                        changesets if alone else None,
+                        last_version[zone_id] if alone else None,
+                    )
                 else:
                     self._pending[zone_id] = (versions_pending, rows_pending)
         return ids
