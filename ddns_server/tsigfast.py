@@ -78,6 +78,20 @@ class FastTsig:
     def __init__(self) -> None:
         self._keyring: object = None
         self._keys: dict[bytes, _Key] = {}
+        self._names: dict[bytes, dns.name.Name] = {}
+
+    def _name(self, wire: bytes) -> dns.name.Name:
+        """A key's or algorithm's name as written (case kept), parsed once.
+
+        Only names of keys whose MAC verified get here: a handful; the
+        memo is emptied should it ever grow.
+        """
+        name = self._names.get(wire)
+        if name is None:
+            if len(self._names) >= 256:
+                self._names.clear()
+            name = self._names[wire] = dns.name.from_wire(wire, 0)[0]
+        return name
 
     def _entries(self, keyring: Mapping[dns.name.Name, dns.tsig.Key]) -> dict[bytes, _Key]:
         if keyring is not self._keyring:
@@ -164,7 +178,7 @@ class FastTsig:
         rd = dns.rdtypes.ANY.TSIG.TSIG(
             dns.rdataclass.ANY,
             dns.rdatatype.TSIG,
-            dns.name.from_wire(algorithm, 0)[0],
+            self._name(algorithm),
             time_signed,
             fudge,
             mac,
@@ -173,7 +187,7 @@ class FastTsig:
             data[other_start:],
         )
         query.keyring = entry.key
-        query.tsig = dns.rrset.from_rdata(dns.name.from_wire(owner, 0)[0], 0, rd)
+        query.tsig = dns.rrset.from_rdata(self._name(owner), 0, rd)
         return query
 
     def sign_reply(
