@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -21,9 +23,12 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.update
+import pytest
 from conftest import ServerFactory
 from harness import REPO_ROOT, TsigKey, example_zone_text, wait_for
 from test_cli import GOOD, ZONE, assert_user_error, cli, write_config
+
+from ddns_server.config import read_key_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -241,3 +246,61 @@ def test_serve_refuses_a_second_serve_on_one_data_dir(
     (line,) = assert_user_error(proc)
     assert "cannot start" in line and f"pid {server.pid}" in line
     assert server.running()
+
+
+# -- first hour: the command's path, and the keygen comment of conf/ddns.yaml ---------------
+
+
+def test_conf_keygen_comment_makes_a_private_ignored_key(tmp_path: Path) -> None:
+    """The command in conf/ddns.yaml's comment, run from a checkout's root as written."""
+    line = next(
+        text.lstrip("# ").strip()
+        for text in (REPO_ROOT / "conf" / "ddns.yaml").read_text().splitlines()
+        if "keygen home-key" in text
+    )
+    assert line == "(umask 077; .venv/bin/ddns-server keygen home-key > conf/home.key)"
+    venv_command = REPO_ROOT / ".venv" / "bin" / "ddns-server"
+    if not venv_command.exists():
+        pytest.skip("no .venv (run `make venv`)")
+    (tmp_path / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (tmp_path / "conf").mkdir()
+    proc = subprocess.run(
+        ["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    key = tmp_path / "conf" / "home.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    name, algorithm, secret = read_key_file(key)
+    assert (name, algorithm, len(secret)) == ("home-key", "hmac-sha256", 32)
+    if (REPO_ROOT / ".git").exists() and shutil.which("git"):
+        ignored = subprocess.run(
+            ["git", "check-ignore", "conf/home.key", "conf/alice.hash"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert ignored.stdout.split() == ["conf/home.key", "conf/alice.hash"], ignored.stderr
+
+
+COMMAND = re.compile(
+    r"^\s*(?:\$ )?(?:\(umask 077; )?ddns-server"
+    r" (keygen|passwd|zone|journal|check-config|backup|restore|serve)\b"
+)
+
+
+def test_docs_show_the_command_path() -> None:
+    """In code blocks run from a checkout, the command is .venv/bin/ddns-server."""
+    bare = []
+    for doc in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        fenced = False
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif fenced and COMMAND.match(line):
+                if not any(w in line for w in ("/etc/ddns-server", "docker", "podman")):
+                    bare.append(f"{doc.name}:{number}: {line.strip()}")
+        commands = [part for part in re.split(r"[`\n]", doc.read_text()) if COMMAND.match(part)]
+        if doc.parent.name == "docs" and commands:
+            assert ".venv/bin/ddns-server" in doc.read_text(), f"{doc.name} never says where"
+    assert not bare, "\n".join(bare)
