@@ -29,15 +29,17 @@ from ddns_server.edge.http_limits import LimitedSite
 from ddns_server.edge.notify import Notifier
 from ddns_server.edge.tls import ReloadableContextFactory, context_factory, describe_certificate
 from ddns_server.errors import ConfigError, DdnsError, UserError
-from ddns_server.journal import Journal, Version, check_history, loose_modes
+from ddns_server.journal import Journal, check_history, loose_modes
 from ddns_server.keys import keyring
+from ddns_server.logs import audit
+from ddns_server.logs import configure as configure_logs
 from ddns_server.metrics import Metrics
 from ddns_server.query import QueryEngine
 from ddns_server.rrl import RateLimiter, RrlCounters
 from ddns_server.store import Store, ZoneLimits, records_from_file
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
-from ddns_server.zonedata import ZoneData, name_to_wire
+from ddns_server.zonedata import name_to_wire
 
 log = logging.getLogger("ddns_server")
 
@@ -118,7 +120,7 @@ class Server:
         self._site: LimitedSite | None = None
         self._udp_of: dict[tuple[str, str, int], DnsUdp] = {}
         self._tcp: DnsTcpFactory | None = None
-        self.store.add_listener(self._on_version)
+        self.store.add_listener(audit)  # one audit line per committed change
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         self._poller = task.LoopingCall(self._poll)
         self._prober = task.LoopingCall(self._probe)
@@ -267,19 +269,6 @@ class Server:
         except Exception:
             log.exception("reading the journal failed")
 
-    def _on_version(self, zone: ZoneData, version: Version | None) -> None:
-        if version is not None:
-            log.info(
-                "zone %s serial %d by %s from %s via %s (-%d +%d)",
-                zone.origin,
-                version.serial,
-                version.who,
-                version.source,
-                version.channel,
-                version.removed,
-                version.added,
-            )
-
     def reload(self, config: model.Config) -> None:
         """SIGHUP: take new keys, users, policies, zones, listen addresses and TLS files.
 
@@ -414,11 +403,7 @@ def run(config: model.Config) -> int:
     """`ddns-server serve`: run in the foreground until SIGTERM/SIGINT."""
     from twisted.internet import reactor
 
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logs("text", "info", sys.stderr)
     twisted_log.PythonLoggingObserver("twisted").start()
     # Loading a large zone makes hundreds of thousands of objects, none in a
     # cycle: the collector would only walk them again and again. Afterwards
