@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -304,3 +305,54 @@ def test_docs_show_the_command_path() -> None:
         if doc.parent.name == "docs" and commands:
             assert ".venv/bin/ddns-server" in doc.read_text(), f"{doc.name} never says where"
     assert not bare, "\n".join(bare)
+
+
+def test_backup_timer_units_as_documented(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """contrib/ddns-server-backup.{service,timer}: shown verbatim in operations.md,
+    accepted by systemd-analyze, and the service's commands make a backup."""
+    doc = (REPO_ROOT / "docs" / "operations.md").read_text()
+    units = {}
+    for name in ("ddns-server-backup.service", "ddns-server-backup.timer"):
+        units[name] = (REPO_ROOT / "contrib" / name).read_text()
+        assert units[name].strip() in doc, name
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        folder = tmp_path / "units"
+        folder.mkdir()
+        for name, text in units.items():
+            (folder / name).write_text(text)
+        proc = subprocess.run(
+            [analyze, "verify", *(str(folder / n) for n in units)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    server = server_factory({ZONE: example_zone_text()})
+    service = units["ddns-server-backup.service"]
+    backups = tmp_path / "backups"
+    env = {
+        **os.environ,
+        "DDNS_CONFIG": str(server.config_path),
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    (tmp_path / "bin").mkdir()
+    wrapper = tmp_path / "bin" / "ddns-server"  # the installed command, from this checkout
+    wrapper.write_text(
+        f'#!/bin/sh\nPYTHONPATH={REPO_ROOT} exec {sys.executable} -m ddns_server "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    old = backups / "journal-2000-01-01.sqlite3"
+    for key in ("ExecStartPre", "ExecStart", "ExecStartPost"):
+        line = next(v for v in service.splitlines() if v.startswith(key + "="))
+        command = line.split("=", 1)[1].replace("%%", "%")
+        command = command.replace("/var/backups/ddns-server", str(backups))
+        cmd = shlex.split(command)
+        if key == "ExecStartPost":
+            old.write_bytes(b"")
+            os.utime(old, (0, 0))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        assert proc.returncode == 0, (key, proc.stdout, proc.stderr)
+    made = sorted(p.name for p in backups.iterdir())
+    assert len(made) == 1 and re.fullmatch(r"journal-\d{4}-\d\d-\d\d\.sqlite3", made[0]), made
+    assert _integrity(backups / made[0]) == "ok"  # and the old one was rotated away
