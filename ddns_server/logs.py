@@ -18,8 +18,6 @@ from typing import IO, Any
 from ddns_server.journal import Version
 from ddns_server.zonedata import ZoneData
 
-FORMATS = ("text", "json")
-LEVELS = ("debug", "info", "warning", "error")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 AUDIT_LOGGER = "ddns_server.audit"
 # The audit fields, in the order the JSON lines carry them.

@@ -120,6 +120,7 @@ class Server:
         self._site: LimitedSite | None = None
         self._udp_of: dict[tuple[str, str, int], DnsUdp] = {}
         self._tcp: DnsTcpFactory | None = None
+        self._log_settings = config.log
         self.store.add_listener(audit)  # one audit line per committed change
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         self._poller = task.LoopingCall(self._poll)
@@ -345,6 +346,9 @@ class Server:
                 self._tls.options = tls_options
             log.info("tls: certificate %s", describe_certificate(config))
         not_applied += self._apply_listen(config)
+        if config.log != self._log_settings:
+            configure_logs(config.log.format, config.log.level, sys.stderr)
+            self._log_settings = config.log
         if not_applied:
             log.warning(
                 "configuration reloaded from %s, except: %s",
@@ -403,7 +407,7 @@ def run(config: model.Config) -> int:
     """`ddns-server serve`: run in the foreground until SIGTERM/SIGINT."""
     from twisted.internet import reactor
 
-    configure_logs("text", "info", sys.stderr)
+    configure_logs(config.log.format, config.log.level, sys.stderr)
     twisted_log.PythonLoggingObserver("twisted").start()
     # Loading a large zone makes hundreds of thousands of objects, none in a
     # cycle: the collector would only walk them again and again. Afterwards

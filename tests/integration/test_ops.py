@@ -29,7 +29,7 @@ from conftest import ServerFactory
 from harness import REPO_ROOT, TsigKey, example_zone_text, wait_for
 from test_cli import GOOD, ZONE, assert_user_error, cli, write_config
 
-from ddns_server.config import read_key_file
+from ddns_server.keys import read_key_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

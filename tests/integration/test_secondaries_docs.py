@@ -20,7 +20,7 @@ import pytest
 from conftest import ServerFactory, Spawn
 from harness import REPO_ROOT, example_zone_text, free_port, require_tool, run, wait_for
 
-from ddns_server.config import read_key_file
+from ddns_server.keys import read_key_file
 
 EXAMPLES = REPO_ROOT / "contrib" / "secondaries"
 DOC = REPO_ROOT / "docs" / "secondaries.md"
