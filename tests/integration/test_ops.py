@@ -356,3 +356,36 @@ def test_backup_timer_units_as_documented(server_factory: ServerFactory, tmp_pat
     made = sorted(p.name for p in backups.iterdir())
     assert len(made) == 1 and re.fullmatch(r"journal-\d{4}-\d\d-\d\d\.sqlite3", made[0]), made
     assert _integrity(backups / made[0]) == "ok"  # and the old one was rotated away
+
+
+# -- config messages that say what to fix --------------------------------------------------
+
+CONFIG_MESSAGES = {
+    "tab": (
+        GOOD.replace('  http: ["127.0.0.1:18080"]', '\thttp: ["127.0.0.1:18080"]'),
+        r"ddns\.yaml:4:1: a tab character: YAML indents with spaces only",
+    ),
+    "indentation": (
+        GOOD.replace("    file: example.zone", "     file: example.zone"),
+        r"ddns\.yaml:7:6: indentation: this line is indented differently",
+    ),
+    "allow_transfer": (
+        GOOD + '    allow_transfer: ["10.0.0.300/8"]\n',
+        r"ddns\.yaml:8: zones\[0\]\.allow_transfer\[0\]: invalid entry '10\.0\.0\.300/8':"
+        r" .*Octet 300 \(> 255\)",
+    ),
+    "notify host name": (
+        GOOD + '    notify: ["ns2.example.net"]\n',
+        r"ddns\.yaml:8: zones\[0\]\.notify\[0\]: invalid address 'ns2\.example\.net':"
+        r" a host name is not allowed, give an IP address",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_MESSAGES))
+def test_config_messages_say_what_to_fix(tmp_path: Path, case: str) -> None:
+    body, pattern = CONFIG_MESSAGES[case]
+    path = write_config(tmp_path, body)
+    (line,) = assert_user_error(cli("check-config", "-c", str(path)))
+    assert re.match(pattern, line.removeprefix(str(tmp_path) + "/")), line
+    assert "block end" not in line.split("(")[0]
