@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -105,4 +104,3 @@ def test_dockerfile_builds_and_serves(tmp_path: Path, spawn: Spawn) -> None:
     journal = root / "var" / "lib" / "ddns-server" / "journal.sqlite3"
     assert journal.is_file() and journal.stat().st_uid == uid
     server.stop()
-    subprocess.run(["podman", "image", "prune", "-f"], capture_output=True, check=False)
