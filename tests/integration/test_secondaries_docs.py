@@ -73,7 +73,7 @@ def test_named_conf_runs_as_a_secondary(
     text = (EXAMPLES / "named.conf").read_text()
     text = text.replace(f"{TRIAL_DIR}/bind", str(folder))
     text = text.replace("port 5354", f"port {port}").replace("port 5353", f"port {server.dns_port}")
-    assert "port 535" not in text and TRIAL_DIR not in text
+    assert not re.search(r"port 535[34]\b", text) and TRIAL_DIR not in text
     conf = folder / "named.conf"
     conf.write_text(text)
     check = run([require_tool("named-checkconf"), str(conf)])
