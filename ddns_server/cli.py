@@ -147,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("restore", help="put a backup in place (serve stopped)"))
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_restore)
+
+    health = sub.add_parser("health", help="failover RRsets").add_subparsers(metavar="ACTION")
+    p = with_config(health.add_parser("status", help="targets, their states, what is served"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_health_status)
     return parser
 
 
@@ -490,6 +495,20 @@ def _print_plan(plan: Plan, as_json: bool, max_share: float, force: bool) -> Non
     if refusal:
         print(f"refused without --force: {refusal}")
     print("dry run: nothing changed")
+
+
+def cmd_health_status(args: argparse.Namespace) -> int:
+    """Every failover RRset: from the running server's status file, with what
+    the journal serves; without a running server the states are unknown."""
+    from ddns_server.health import health_status, status_text
+
+    config = _config(args)
+    rows, running = health_status(config)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        sys.stdout.write(status_text(rows, running))
+    return 0
 
 
 # -- text forms ---------------------------------------------------------------------

@@ -429,6 +429,9 @@ class Dyndns2:
         self.failures = FailedLogins()
         self.flood = Flood()
         self.cache = AuthCache()
+        # (owner as lower-cased wire, rdtype) -> True when the health checker owns
+        # that RRset (zones[].failover): such a host is answered `nohost`.
+        self.owned: Callable[[bytes, int], bool] = lambda low, rdtype: False
 
     # -- the two steps ---------------------------------------------------------
 
@@ -565,6 +568,14 @@ class Dyndns2:
             host = own_hosts.get(low)
             zone = find_zone(self.store.zones, low) if host is not None else None
             if host is None or zone is None:
+                lines[index] = Reply.NOHOST.value
+                continue
+            if (v4 is not None and self.owned(low, A)) or (
+                v6 is not None and self.owned(low, AAAA)
+            ):
+                # A failover RRset: the health checker's, not the user's (nothing
+                # of this host changes, not even the other family).
+                log.warning("%s: %s is a failover RRset; refused", user.name, host)
                 lines[index] = Reply.NOHOST.value
                 continue
             plans.setdefault(zone.apex, _ZonePlan(zone)).entries.append((index, host, low))

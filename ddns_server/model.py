@@ -46,6 +46,42 @@ class PolicyRule:
     types: frozenset[int] | None  # None = every type except policy.NOT_BY_DEFAULT
 
 
+# Failover RRsets (zones[].failover, docs/failover.md).
+FAILOVER_POLICIES = ("first", "all")
+FAILOVER_PROTOCOLS = ("tcp", "http", "https")
+FAILOVER_ALL_DOWN = ("all", "none")
+
+
+@dataclass(frozen=True)
+class FailoverCheck:
+    """How each target of a failover RRset is probed."""
+
+    protocol: str = "tcp"  # one of FAILOVER_PROTOCOLS
+    port: int = 80
+    path: str = "/"  # http(s)
+    expect_status: tuple[int, ...] = ()  # http(s); () = any 2xx or 3xx (as Route 53)
+    host: str | None = None  # http(s): Host header (and TLS SNI)
+
+
+@dataclass(frozen=True)
+class Failover:
+    """A health-checked RRset: the checker owns `name`/`rdtype` in its zone."""
+
+    name: dns.name.Name  # absolute
+    rdtype: int  # A or AAAA
+    # Literal addresses (text, as ipaddress prints them) and/or names of the zone
+    # (absolute) whose current records of `rdtype` are candidates, in order.
+    targets: tuple[str | dns.name.Name, ...]
+    check: FailoverCheck = field(default_factory=FailoverCheck)
+    policy: str = "first"  # one of FAILOVER_POLICIES
+    interval: float = 10.0
+    timeout: float = 2.0
+    rise: int = 2
+    fall: int = 3
+    ttl: int = 30
+    on_all_down: str = "all"  # one of FAILOVER_ALL_DOWN
+
+
 @dataclass(frozen=True)
 class Zone:
     name: dns.name.Name
@@ -59,6 +95,7 @@ class Zone:
     journal_max_age_days: int = 0  # 0 = no age limit
     # import/rollback/undo deleting more than this share of the zone need --force
     max_change_share: float = 0.5
+    failover: tuple[Failover, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ import dns.rdatatype
 import dns.zone
 import yaml
 
+from ddns_server.config.failover import read_failovers
 from ddns_server.config.reader import Reader, join, kind, name_text, network_problem
-from ddns_server.model import MATCHES, Endpoint, PolicyRule, Zone
+from ddns_server.model import MATCHES, Endpoint, Failover, PolicyRule, Zone
 from ddns_server.zonefile import read_zone_records
 
 _NAME_REQUIRED = ("name", "subdomain", "wildcard")  # zonesub and self ignore `name`
@@ -27,6 +28,7 @@ _ZONE_KEYS = (
     "journal_max_versions",
     "journal_max_age_days",
     "max_change_share",
+    "failover",
 )
 _RULE_KEYS = ("grant", "match", "name", "types")
 
@@ -83,6 +85,9 @@ def read_zones(reader: Reader, node: yaml.Node | None) -> tuple[Zone, ...]:
         share: float | None = 0.5
         if "max_change_share" in values:
             share = reader.number(values["max_change_share"], join(path, "max_change_share"), 0, 1)
+        failover: tuple[Failover, ...] = ()
+        if "failover" in values:
+            failover = read_failovers(reader, values["failover"], join(path, "failover"), origin)
         if origin is None or share is None or len(reader.problems) != before:
             continue
         result.append(
@@ -97,6 +102,7 @@ def read_zones(reader: Reader, node: yaml.Node | None) -> tuple[Zone, ...]:
                 journal_max_versions=numbers["journal_max_versions"],
                 journal_max_age_days=numbers["journal_max_age_days"],
                 max_change_share=share,
+                failover=failover,
             )
         )
     return tuple(result)

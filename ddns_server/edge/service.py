@@ -27,6 +27,7 @@ from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
 from ddns_server.edge.http import make_root
 from ddns_server.edge.http_limits import LimitedSite
 from ddns_server.edge.notify import Notifier
+from ddns_server.edge.probes import HealthService
 from ddns_server.edge.tls import ReloadableContextFactory, context_factory, describe_certificate
 from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, check_history, loose_modes
@@ -122,6 +123,9 @@ class Server:
         self._tcp: DnsTcpFactory | None = None
         self._log_settings = config.log
         self.store.add_listener(audit)  # one audit line per committed change
+        # Failover RRsets: probes, the checker's writes, ownership (docs/failover.md).
+        self.failover = HealthService(reactor, self.store, config, self.registry)
+        self.dyndns.owned = self.failover.checker.owns
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         self._poller = task.LoopingCall(self._poll)
         self._prober = task.LoopingCall(self._probe)
@@ -190,6 +194,7 @@ class Server:
         self._configure_rrl(self.config)
         self._poller.start(POLL_INTERVAL, now=False)
         self._prober.start(PROBE_INTERVAL, now=False)
+        self.failover.start()
         for zone in self.store.zones.values():
             log.info(
                 "serving zone %s serial %d (%d records)",
@@ -205,6 +210,7 @@ class Server:
         if self._prober.running:
             self._prober.stop()
         self.notifier.stop()
+        self.failover.stop()
         for key in list(self.listening):
             self._unlisten(key)
         self.journal.close()
@@ -349,6 +355,7 @@ class Server:
         if config.log != self._log_settings:
             configure_logs(config.log.format, config.log.level, sys.stderr)
             self._log_settings = config.log
+        self.failover.reload(config)
         if not_applied:
             log.warning(
                 "configuration reloaded from %s, except: %s",

@@ -1,0 +1,343 @@
+"""Health probes on the reactor, and the failover service around health.HealthChecker.
+
+Every probe runs concurrently on the one event loop, never a thread per
+probe. A scheduler tick (every TICK seconds) starts the probes that are due,
+from one heap; each target is probed every `interval` seconds (with a
+stable spread over the interval at start and +-5% jitter after, so 10,000
+targets do not fire together) and times out after `timeout` (checked by the
+same tick, so a timeout is late by at most TICK).
+
+TCP checks are a non-blocking connect watched by the reactor (a writer
+descriptor: writable = connected or refused): about a third of the CPU of
+`reactor.connectTCP`, which builds a transport and a protocol we would close
+at once (bench/failover.py). HTTP and HTTPS checks use Twisted's Agent (a
+GET with `Connection: close`, the status line is all we read). Like Route 53
+health checks, HTTPS checks do not verify the target's certificate (a
+target is often addressed by IP, or has an internal certificate); the `host`
+is sent as the Host header and as TLS SNI.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import logging
+import os
+import random
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from OpenSSL import SSL
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IWriteDescriptor
+from twisted.internet.protocol import Protocol
+from twisted.internet.ssl import CertificateOptions
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IPolicyForHTTPS, IResponse
+from zope.interface import implementer
+
+from ddns_server import model
+from ddns_server.health import (
+    STATUS_FILE,
+    FailoverSet,
+    HealthChecker,
+    HealthMetrics,
+    Hooks,
+    Target,
+    write_status_file,
+)
+from ddns_server.store import Store
+
+log = logging.getLogger("ddns_server.health")
+
+TICK = 0.05  # seconds between scheduler passes
+JITTER = 0.05  # +-5% of the interval
+STATUS_CHANGED_EVERY = 1.0  # the status file, at most this often after a state change
+STATUS_EVERY = 5.0  # ... and at least this often (a heartbeat for `health status`)
+USER_AGENT = b"ddns-server-health-check"
+
+
+@implementer(IWriteDescriptor)
+class _Connect:
+    """One TCP connect probe: a non-blocking socket the reactor watches for writability."""
+
+    __slots__ = ("sock", "done", "reactor", "started")
+
+    def __init__(self, reactor: Any, target: Target, port: int, done: Any) -> None:
+        self.reactor = reactor
+        self.done = done
+        family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        self.started = time.monotonic()
+        code = self.sock.connect_ex((target.address, port))
+        if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            reactor.addWriter(self)
+        else:
+            self._finish(code)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def doWrite(self) -> None:  # noqa: N802 - Twisted's interface
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.reactor.removeWriter(self)
+        self._finish(code)
+
+    def cancel(self) -> None:
+        self.reactor.removeWriter(self)
+        self.sock.close()
+
+    def _finish(self, code: int) -> None:
+        latency = time.monotonic() - self.started
+        self.sock.close()
+        self.done(code == 0, latency, "" if code == 0 else os.strerror(code))
+
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802 - Twisted's interface
+        pass
+
+    def logPrefix(self) -> str:  # noqa: N802 - Twisted's interface
+        return "tcp-probe"
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _NoVerifyConnection:
+    """TLS without certificate verification (as Route 53's HTTPS checks), SNI = host."""
+
+    def __init__(self, server_name: str | None) -> None:
+        self.server_name = server_name
+        self.context = CertificateOptions(verify=False).getContext()
+
+    def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:  # noqa: N802
+        connection = SSL.Connection(self.context, None)
+        if self.server_name:
+            connection.set_tlsext_host_name(self.server_name.encode("idna"))
+        connection.set_connect_state()
+        connection.set_app_data(tls_protocol)
+        return connection
+
+
+@implementer(IPolicyForHTTPS)
+class _NoVerifyPolicy:
+    def creatorForNetloc(self, hostname: bytes, port: int) -> _NoVerifyConnection:  # noqa: N802
+        return _NoVerifyConnection(None)
+
+
+@implementer(IPolicyForHTTPS)
+class _SniPolicy:
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> _NoVerifyConnection:  # noqa: N802
+        return _NoVerifyConnection(self.host)
+
+
+class _Discard(Protocol):
+    """Drop the body: the status line decided the check."""
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface
+        self.transport.stopProducing()  # type: ignore[union-attr]
+
+
+class Prober:
+    """Runs the checker's probes: one heap of due targets, a tick, in-flight timeouts."""
+
+    def __init__(self, reactor: Any, checker: HealthChecker, metrics: HealthMetrics | None) -> None:
+        self.reactor = reactor
+        self.checker = checker
+        self.metrics = metrics
+        self._due: list[tuple[float, int, Target]] = []
+        self._deadlines: list[tuple[float, int, Target, object, Any]] = []
+        self._seq = 0
+        self._loop = task.LoopingCall(self._tick)
+        self._loop.clock = reactor
+        self._pool = HTTPConnectionPool(reactor, persistent=False)
+        self._agents: dict[tuple[str | None, bool], Agent] = {}
+        self.probes = 0  # started, for the bench
+
+    def start(self) -> None:
+        self._loop.start(TICK, now=False)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        for _deadline, _seq, target, token, probe in self._deadlines:
+            if target.inflight is token:
+                target.inflight = None
+                probe.cancel()
+        self._deadlines = []
+        self._due = []
+
+    def schedule(self, target: Target, delay: float) -> None:
+        due = self.reactor.seconds() + delay
+        target.due = due
+        self._seq += 1
+        heapq.heappush(self._due, (due, self._seq, target))
+
+    def _tick(self) -> None:
+        now = self.reactor.seconds()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _deadline, _seq, target, token, probe = heapq.heappop(deadlines)
+            if target.inflight is token:
+                self._timed_out(target, probe)
+        due = self._due
+        while due and due[0][0] <= now:
+            when, _seq, target = heapq.heappop(due)
+            if not target.active or when != target.due or target.rrset is None:
+                continue  # dropped, or scheduled again since
+            spec = target.rrset.spec
+            step = spec.interval * (1.0 + random.uniform(-JITTER, JITTER))  # noqa: S311
+            nxt = when + step if when + step > now else now + step
+            target.due = nxt
+            self._seq += 1
+            heapq.heappush(due, (nxt, self._seq, target))
+            if target.inflight is None:
+                self._probe(target, spec, now)
+
+    def _probe(self, target: Target, spec: model.Failover, now: float) -> None:
+        token = target.inflight = object()
+        self.probes += 1
+        check = spec.check
+
+        def done(ok: bool, latency: float | None, error: str) -> None:
+            if target.inflight is not token:
+                return  # timed out already
+            target.inflight = None
+            self._result(target, check.protocol, ok, latency, error)
+
+        if check.protocol == "tcp":
+            try:
+                probe: Any = _Connect(self.reactor, target, check.port, done)
+            except OSError as e:  # out of file descriptors, ...
+                done(False, None, e.strerror or str(e))
+                return
+        else:
+            probe = self._http(target, check, done)
+        if target.inflight is token:
+            self._seq += 1
+            heapq.heappush(self._deadlines, (now + spec.timeout, self._seq, target, token, probe))
+
+    def _http(self, target: Target, check: model.FailoverCheck, done: Any) -> defer.Deferred[Any]:
+        https = check.protocol == "https"
+        key = (check.host, https)
+        agent = self._agents.get(key)
+        if agent is None:
+            policy = _SniPolicy(check.host) if check.host else _NoVerifyPolicy()
+            agent = self._agents[key] = Agent(self.reactor, policy, pool=self._pool)
+        host = f"[{target.address}]" if ":" in target.address else target.address
+        url = f"{check.protocol}://{host}:{check.port}{check.path}".encode("ascii")
+        headers = Headers({b"User-Agent": [USER_AGENT], b"Connection": [b"close"]})
+        if check.host:
+            headers.setRawHeaders(b"Host", [check.host.encode("idna")])
+        started = time.monotonic()
+        d: defer.Deferred[Any] = agent.request(b"GET", url, headers)
+
+        def got(response: IResponse) -> None:
+            latency = time.monotonic() - started
+            response.deliverBody(_Discard())
+            code = int(response.code)
+            wanted = check.expect_status
+            ok = code in wanted if wanted else 200 <= code < 400
+            done(ok, latency, "" if ok else f"HTTP status {code}")
+
+        def failed(failure: Failure) -> None:
+            if failure.check(defer.CancelledError):
+                return
+            error = failure.getErrorMessage()
+            reasons = getattr(failure.value, "reasons", None)
+            if reasons:
+                error = reasons[0].getErrorMessage()
+            done(False, time.monotonic() - started, error[:200])
+
+        d.addCallbacks(got, failed)
+        return d
+
+    def _timed_out(self, target: Target, probe: Any) -> None:
+        target.inflight = None
+        probe.cancel()
+        spec = target.rrset.spec if target.rrset is not None else None
+        timeout = spec.timeout if spec is not None else None
+        self._result(target, spec.check.protocol if spec else "tcp", False, timeout, "timeout")
+
+    def _result(
+        self, target: Target, protocol: str, ok: bool, latency: float | None, error: str
+    ) -> None:
+        if self.metrics is not None and latency is not None:
+            self.metrics.probe_latency.labels(protocol, "ok" if ok else "fail").observe(latency)
+        self.checker.record(target, ok, latency, error, time.time())
+
+
+class HealthService:
+    """The checker, its prober, its status file and metrics, wired to a store."""
+
+    def __init__(
+        self, reactor: Any, store: Store, config: model.Config, registry: Any | None
+    ) -> None:
+        self.reactor = reactor
+        self.store = store
+        self.status_path = Path(config.data_dir) / STATUS_FILE
+        self.checker = HealthChecker(store, time.time)
+        self.metrics = HealthMetrics(registry, lambda: self.checker) if registry else None
+        self.prober = Prober(reactor, self.checker, self.metrics)
+        self.checker.hooks = Hooks(
+            schedule=self.prober.schedule, wake=self._wake, on_switch=self._switched
+        )
+        self._woken = False
+        self._status_written = 0.0
+        self._status_loop = task.LoopingCall(self._status)
+        self._status_loop.clock = reactor
+        self._evaluate_loop = task.LoopingCall(self._evaluate)
+        self._evaluate_loop.clock = reactor
+        store.add_listener(self.checker.on_version)
+        store.checks.append(self.checker.check_owned)
+        self.config = config
+
+    def start(self) -> None:
+        self.checker.configure(self.config.zones, start=True)
+        self.prober.start()
+        self._status_loop.start(STATUS_CHANGED_EVERY / 2, now=True)
+        self._evaluate_loop.start(1.0, now=False)  # retries of failed writes
+
+    def reload(self, config: model.Config) -> None:
+        self.config = config
+        self.status_path = Path(config.data_dir) / STATUS_FILE
+        self.checker.configure(config.zones)
+
+    def stop(self) -> None:
+        for loop in (self._status_loop, self._evaluate_loop):
+            if loop.running:
+                loop.stop()
+        self.prober.stop()
+        self._write_status()
+
+    def _switched(self, rrset: FailoverSet) -> None:
+        if self.metrics is not None:
+            self.metrics.switched(rrset)
+
+    def _wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self.reactor.callLater(0, self._evaluate)
+
+    def _evaluate(self) -> None:
+        self._woken = False
+        self.checker.evaluate()
+
+    def _status(self) -> None:
+        now = time.time()
+        age = now - self._status_written
+        if (self.checker.changed and age >= STATUS_CHANGED_EVERY) or age >= STATUS_EVERY:
+            self._write_status()
+
+    def _write_status(self) -> None:
+        now = time.time()
+        self._status_written = now
+        try:
+            write_status_file(self.status_path, self.checker.status(), now)
+        except OSError as e:
+            log.error("cannot write %s: %s", self.status_path, e.strerror or e)

@@ -1,0 +1,741 @@
+"""Failover RRsets: target states with hysteresis -> the RRset to serve -> versions.
+
+Pure (no Twisted): edge/probes.py runs the probes on the reactor and hands
+each result to `HealthChecker.record`; the checker decides the targets'
+states (rise/fall), what each failover RRset should hold, and commits it
+through the store's one writer (channel `health`, who `failover:NAME TYPE`,
+the reason as the version's source, so `journal log` shows why it switched).
+No version is written while the wanted RRset equals the zone's.
+
+Targets are literal addresses and/or names of the zone: the current A/AAAA
+records of those names are the candidates, re-read after every version (a
+store listener), so routers that keep `wan1`/`wan2` current through
+/nic/update steer the RRset. A new candidate is probed at once; nothing is
+written for an RRset while one of its candidates has no probe result yet
+(at start-up the first result decides a target's state, as HAProxy does; after
+that it takes `rise` successes or `fall` failures in a row).
+
+The checker owns its RRsets: `check_owned` is a store pre-commit check that
+refuses any other channel's change to them (RFC 2136: REFUSED); DynDNS2 asks
+`owns` first and answers `nohost`. Imports and rollbacks may change them; the
+checker then writes its RRset again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import logging
+import os
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.name
+import dns.rdatatype
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ddns_server import model
+from ddns_server.errors import DdnsError, Refused
+from ddns_server.journal import Journal, Version
+from ddns_server.store import Store, zone_key
+from ddns_server.zonedata import CNAME, Changeset, Record, RRsetWire, ZoneData, name_to_wire
+
+log = logging.getLogger("ddns_server.health")
+
+CHANNEL = "health"
+# Channels that may change an owned RRset: the checker, and whole-content
+# replacements an operator asked for (the checker writes its RRset again after).
+_EXEMPT = frozenset({CHANNEL, "seed", "import", "rollback"})
+STATUS_FILE = "health-status.json"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+RRsetKey = tuple[bytes, int]  # (owner, lower-cased wire; rdtype)
+
+
+class OwnedByChecker(Refused):
+    """The RRset belongs to the health checker (zones[].failover)."""
+
+
+def type_text(rdtype: int) -> str:
+    return "A" if rdtype == dns.rdatatype.A else "AAAA"
+
+
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------------------
+# the state machine of one target
+
+
+@dataclass
+class Target:
+    """One candidate address of one failover RRset, and its probe history."""
+
+    address: str
+    source: str  # the configured target it came from: the address or a name
+    rrset: FailoverSet | None = None
+    up: bool | None = None  # None: no probe result yet
+    successes: int = 0  # in a row
+    failures: int = 0  # in a row
+    since: float | None = None  # when `up` last changed
+    last_time: float | None = None
+    last_ok: bool | None = None
+    last_latency: float | None = None
+    last_error: str = ""
+    active: bool = True  # False once it is no longer a candidate (the edge drops it)
+    inflight: object | None = None  # the probe in flight (edge bookkeeping)
+    due: float = 0.0  # when the next probe is due (edge bookkeeping)
+
+    def observe(self, ok: bool, rise: int, fall: int, now: float) -> bool:
+        """Take one probe result; True when the state changed (hysteresis:
+        `rise` successes in a row to come up, `fall` failures to go down;
+        the very first result decides at once)."""
+        if ok:
+            self.successes += 1
+            self.failures = 0
+        else:
+            self.failures += 1
+            self.successes = 0
+        if self.up is None:
+            new: bool | None = ok
+        elif self.up:
+            new = False if self.failures >= fall else True
+        else:
+            new = True if self.successes >= rise else False
+        if new == self.up:
+            return False
+        self.up = new
+        self.since = now
+        return True
+
+    def state(self) -> str:
+        return "unknown" if self.up is None else ("up" if self.up else "down")
+
+
+def select(candidates: list[Target], policy: str, on_all_down: str) -> tuple[list[Target], bool]:
+    """The targets to serve, and whether every candidate is down (pure).
+
+    `first`: the first healthy in the listed order; `all`: every healthy one.
+    With none healthy: all candidates (fail open, as Route 53 does) or, with
+    on_all_down `none`, nothing (the RRset is removed).
+    """
+    healthy = [t for t in candidates if t.up]
+    if healthy:
+        return (healthy[:1] if policy == "first" else healthy), False
+    if not candidates:
+        return [], False
+    return (list(candidates) if on_all_down == "all" else []), True
+
+
+# ---------------------------------------------------------------------------
+# one failover RRset
+
+
+class FailoverSet:
+    """A configured failover RRset of one zone and its current candidates."""
+
+    def __init__(self, zone: dns.name.Name, spec: model.Failover) -> None:
+        self.zone = zone
+        self.spec = spec
+        self.owner = name_to_wire(spec.name)
+        self.low = self.owner.lower()
+        self.key: RRsetKey = (self.low, spec.rdtype)
+        self.label = f"{spec.name.relativize(zone).to_text()} {type_text(spec.rdtype)}"
+        self.who = f"failover:{self.label}"
+        # candidates in order: (configured target text, address or None when a
+        # name has no record of the type), and the Target of each address
+        self.order: list[tuple[str, str | None]] = []
+        self.targets: dict[str, Target] = {}
+        self.dirty = True
+        self.all_down = False
+        self.served: list[str] = []
+        self.events: list[str] = []  # reasons since the last version
+        self.switches = 0
+        # what the candidates were read from: (owner, rdtype) -> the zone's RRsetWire
+        self._seen: dict[RRsetKey, RRsetWire | None] = {}
+
+    @property
+    def name_targets(self) -> list[bytes]:
+        return [name_to_wire(t).lower() for t in self.spec.targets if isinstance(t, dns.name.Name)]
+
+    def changed_in(self, zone: ZoneData) -> bool:
+        """Did the zone's records this set depends on change (identity of the wire)?"""
+        nodes = zone.nodes
+        for (low, rdtype), seen in self._seen.items():
+            node = nodes.get(low)
+            if (node.get(rdtype) if node else None) is not seen:
+                return True
+        return False
+
+    def candidates_in(self, zone: ZoneData) -> list[tuple[str, str | None]]:
+        """(target text, address) in the listed order, from the zone's content."""
+        out: list[tuple[str, str | None]] = []
+        rdtype = self.spec.rdtype
+        seen: dict[RRsetKey, RRsetWire | None] = {}
+        for target in self.spec.targets:
+            if isinstance(target, str):
+                out.append((target, target))
+                continue
+            low = name_to_wire(target).lower()
+            node = zone.nodes.get(low)
+            seen[(low, rdtype)] = node.get(rdtype) if node else None
+            text = target.relativize(self.zone).to_text()
+            addresses = [_address(rr[3]) for rr in zone.records_at(low, rdtype)]
+            if not addresses:
+                out.append((text, None))
+            out.extend((text, a) for a in addresses)
+        node = zone.nodes.get(self.low)
+        seen[self.key] = node.get(self.spec.rdtype) if node else None
+        self._seen = seen
+        return out
+
+    def candidates(self) -> list[Target]:
+        """The Targets of the current candidates, first occurrence of an address only."""
+        out: list[Target] = []
+        taken: set[str] = set()
+        for _text, address in self.order:
+            if address is not None and address not in taken:
+                taken.add(address)
+                out.append(self.targets[address])
+        return out
+
+
+def _address(rdata: bytes) -> str:
+    return str(ipaddress.ip_address(rdata))
+
+
+def _rdata(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
+
+
+# ---------------------------------------------------------------------------
+# the checker
+
+
+@dataclass
+class Hooks:
+    """What the edge plugs in: probe scheduling and a soon-call of `evaluate`."""
+
+    schedule: Callable[[Target, float], None] = lambda target, delay: None
+    wake: Callable[[], None] = lambda: None
+    on_switch: Callable[[FailoverSet], None] = lambda rrset: None
+
+
+@dataclass
+class HealthChecker:
+    """Every failover RRset of the served zones; see the module docstring."""
+
+    store: Store
+    clock: Callable[[], float]
+    hooks: Hooks = field(default_factory=Hooks)
+    sets: dict[RRsetKey, FailoverSet] = field(default_factory=dict)
+    changed: bool = True  # something the status shows changed since status() last ran
+
+    # -- configuration ------------------------------------------------------------
+
+    def configure(self, zones: Iterable[model.Zone], start: bool = False) -> None:
+        """Take the config's failover RRsets (at start and on SIGHUP). Sets whose
+        probe is unchanged keep their targets' states; others start afresh."""
+        wanted: dict[RRsetKey, tuple[dns.name.Name, model.Failover]] = {}
+        for zone in zones:
+            for spec in zone.failover:
+                wanted[(name_to_wire(spec.name).lower(), spec.rdtype)] = (zone.name, spec)
+        for key in list(self.sets):
+            if key not in wanted:
+                self._drop(self.sets.pop(key))
+        for key, (origin, spec) in wanted.items():
+            old = self.sets.get(key)
+            if old is not None and old.spec == spec:
+                continue
+            new = FailoverSet(origin, spec)
+            if old is not None:
+                if old.spec.check == spec.check and old.zone == origin:
+                    new.targets = old.targets  # same probe: the states stand
+                    new.order = old.order
+                    for target in new.targets.values():
+                        target.rrset = new
+                    new.served, new.all_down = old.served, old.all_down
+                    new.switches = old.switches
+                    if old.spec.interval != spec.interval:
+                        for target in new.targets.values():
+                            self.hooks.schedule(target, 0.0)
+                else:
+                    self._drop(old)
+                log.info("failover %s: configuration changed", new.label)
+            self.sets[key] = new
+            self._sync(new, start=start or old is None)
+        self.changed = True
+        self.hooks.wake()
+
+    def _drop(self, rrset: FailoverSet) -> None:
+        for target in rrset.targets.values():
+            target.active = False
+        rrset.targets = {}
+
+    def _sync(self, rrset: FailoverSet, start: bool = False) -> None:
+        """Read the candidates from the zone; probe new ones (spread over an
+        interval at start, at once later), forget those that are gone."""
+        zone = self.store.zone_for(rrset.zone)
+        if zone is None:
+            return
+        order = rrset.candidates_in(zone)
+        spec = rrset.spec
+        present = {a for _t, a in order if a is not None}
+        for gone in list(rrset.targets):
+            if gone not in present:
+                rrset.targets.pop(gone).active = False
+                rrset.events.append(f"{gone} no longer a target")
+        for text, address in order:
+            if address is None or address in rrset.targets:
+                continue
+            target = Target(address, text, rrset)
+            rrset.targets[address] = target
+            if not start:
+                rrset.events.append(f"{address} new target ({text})")
+            # Spread the first probes of a start over the interval (no burst).
+            delay = _spread(rrset, address) * spec.interval if start else 0.0
+            self.hooks.schedule(target, delay)
+        if order != rrset.order:
+            rrset.order = order
+            rrset.dirty = True
+            self.changed = True
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def record(
+        self, target: Target, ok: bool, latency: float | None, error: str, now: float
+    ) -> bool:
+        """One probe result; True when the target's state changed."""
+        target.last_time = now
+        target.last_ok = ok
+        target.last_latency = latency
+        target.last_error = error
+        rrset = target.rrset
+        if not target.active or rrset is None:
+            return False
+        was = target.state()
+        if not target.observe(ok, rrset.spec.rise, rrset.spec.fall, now):
+            return False
+        why = f"{target.address} {target.state()}"
+        if not ok and error:
+            why += f" ({error})"
+        if was != "unknown":
+            log.info(
+                "failover %s: target %s (%s) is %s", rrset.label, target.address, target.source, why
+            )
+        rrset.events.append(why)
+        rrset.dirty = True
+        self.changed = True
+        self.hooks.wake()
+        return True
+
+    def on_version(self, zone: ZoneData, version: Version | None) -> None:
+        """Store listener: re-read the candidates of the zone's sets whose
+        target names (or own RRset) changed; evaluate soon."""
+        woke = False
+        for rrset in self.sets.values():
+            if rrset.zone != zone.origin:
+                continue
+            if version is None or rrset.changed_in(zone):
+                self._sync(rrset)
+                rrset.dirty = True
+                woke = True
+        if woke:
+            self.hooks.wake()
+
+    # -- decisions ------------------------------------------------------------------
+
+    def evaluate(self) -> int:
+        """Write the RRsets that must change; the number of versions written."""
+        written = 0
+        for rrset in list(self.sets.values()):
+            if not rrset.dirty:
+                continue
+            rrset.dirty = False
+            try:
+                if self._write(rrset):
+                    written += 1
+            except DdnsError as e:
+                log.error("failover %s: not written: %s", rrset.label, e)
+            except Exception:
+                rrset.dirty = True  # e.g. the journal is locked: try again later
+                log.exception("failover %s: writing the zone failed", rrset.label)
+        return written
+
+    def _write(self, rrset: FailoverSet) -> bool:
+        spec = rrset.spec
+        decided: list[tuple[list[Target], bool]] = []
+
+        def compute(zone: ZoneData) -> Changeset | None:
+            decided.clear()
+            self._sync(rrset)
+            candidates = rrset.candidates()
+            if any(t.up is None for t in candidates):
+                return None  # wait for every candidate's first result
+            serve, all_down = select(candidates, spec.policy, spec.on_all_down)
+            decided.append((serve, all_down))
+            node = zone.nodes.get(rrset.low)
+            if serve and node and (CNAME in node or zone.delegation(rrset.low) is not None):
+                raise DdnsError(f"{rrset.label}: a CNAME or a delegation is in the way")
+            current = zone.records_at(rrset.low, spec.rdtype)
+            wanted: list[Record] = [
+                (rrset.owner, spec.rdtype, spec.ttl, _rdata(t.address)) for t in serve
+            ]
+            if sorted((r[2], r[3]) for r in current) == sorted((r[2], r[3]) for r in wanted):
+                return None
+            return Changeset(removed=current, added=wanted)
+
+        reason = "; ".join(dict.fromkeys(rrset.events)) or "config"
+        version = self.store.write(rrset.zone, compute, rrset.who, reason[:200], CHANNEL)
+        if decided:
+            serve, all_down = decided[-1]
+            before = (rrset.served, rrset.all_down)
+            rrset.served = [t.address for t in serve]
+            if all_down and not rrset.all_down:
+                what = (
+                    "serving all of them (fail open)"
+                    if spec.on_all_down == "all"
+                    else ("removing the RRset (on_all_down: none)")
+                )
+                log.warning("failover %s: every target is down; %s", rrset.label, what)
+            rrset.all_down = all_down
+            if (rrset.served, rrset.all_down) != before:
+                self.changed = True
+            rrset.events.clear()
+        if version is None:
+            return False
+        rrset.switches += 1
+        self.changed = True
+        log.info(
+            "failover %s: now serving %s (zone %s serial %d): %s",
+            rrset.label,
+            ", ".join(rrset.served) or "nothing",
+            rrset.zone.to_text(omit_final_dot=True),
+            version.serial,
+            reason,
+        )
+        self.hooks.on_switch(rrset)
+        return True
+
+    # -- ownership --------------------------------------------------------------------
+
+    def owns(self, low: bytes, rdtype: int) -> bool:
+        """Is (owner, type) a failover RRset? (DynDNS2 answers `nohost` for it.)"""
+        return (low, rdtype) in self.sets
+
+    def check_owned(self, zone: ZoneData, changeset: Changeset, channel: str) -> None:
+        """Store pre-commit check: only the checker (and import/rollback) may
+        change a failover RRset; anything else is refused as a whole."""
+        if channel in _EXEMPT or not self.sets:
+            return
+        sets = self.sets
+        for records in (changeset.removed, changeset.added):
+            for owner, rdtype, _ttl, _rdata in records:
+                rrset = sets.get((owner.lower(), rdtype))
+                if rrset is not None:
+                    raise OwnedByChecker(
+                        f"{rrset.spec.name.to_text(omit_final_dot=True)} "
+                        f"{type_text(rdtype)} is a failover RRset, owned by the health checker"
+                    )
+
+    # -- status ----------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every failover RRset as a dict (the CLI's and the API's status)."""
+        self.changed = False
+        out = []
+        for rrset in self.sets.values():
+            zone = self.store.zone_for(rrset.zone)
+            served = (
+                [_address(rr[3]) for rr in zone.records_at(rrset.low, rrset.spec.rdtype)]
+                if zone is not None
+                else []
+            )
+            out.append(rrset_status(rrset.zone, rrset.spec, served, rrset))
+        return out
+
+
+def _spread(rrset: FailoverSet, address: str) -> float:
+    """A stable fraction in [0, 1) per target: where in the interval it is probed."""
+    return (zlib.crc32(f"{rrset.label}|{address}".encode()) & 0xFFFF) / 65536.0
+
+
+def check_text(check: model.FailoverCheck) -> str:
+    if check.protocol == "tcp":
+        return f"tcp port {check.port}"
+    text = f"{check.protocol} port {check.port} GET {check.path}"
+    if check.host:
+        text += f" Host {check.host}"
+    if check.expect_status:
+        text += " expect " + ",".join(str(s) for s in check.expect_status)
+    return text
+
+
+def rrset_status(
+    origin: dns.name.Name,
+    spec: model.Failover,
+    served: list[str],
+    rrset: FailoverSet | None,
+) -> dict[str, Any]:
+    """One failover RRset's status dict; `rrset` None when no checker runs."""
+    targets: list[dict[str, Any]] = []
+    if rrset is not None:
+        for text, address in rrset.order:
+            target = rrset.targets.get(address) if address is not None else None
+            entry: dict[str, Any] = {"target": text, "address": address}
+            if target is None:
+                entry.update(state="no address", last_probe=None)
+            else:
+                entry.update(
+                    state=target.state(),
+                    since=_iso(target.since),
+                    successes=target.successes,
+                    failures=target.failures,
+                    last_probe=None
+                    if target.last_time is None
+                    else {
+                        "time": _iso(target.last_time),
+                        "ok": target.last_ok,
+                        "latency": target.last_latency,
+                        "error": target.last_error or None,
+                    },
+                )
+            targets.append(entry)
+    else:
+        for configured in spec.targets:
+            text = (
+                configured
+                if isinstance(configured, str)
+                else configured.relativize(origin).to_text()
+            )
+            targets.append(
+                {"target": text, "address": None, "state": "unknown", "last_probe": None}
+            )
+    return {
+        "zone": origin.to_text(omit_final_dot=True),
+        "name": spec.name.to_text(omit_final_dot=True),
+        "type": type_text(spec.rdtype),
+        "policy": spec.policy,
+        "on_all_down": spec.on_all_down,
+        "check": check_text(spec.check),
+        "interval": spec.interval,
+        "timeout": spec.timeout,
+        "rise": spec.rise,
+        "fall": spec.fall,
+        "ttl": spec.ttl,
+        "targets": targets,
+        "served": served,
+        "all_down": rrset.all_down if rrset is not None else None,
+        "switches": rrset.switches if rrset is not None else None,
+        "checker_running": rrset is not None,
+    }
+
+
+# ---------------------------------------------------------------------------
+# the status file: how `ddns-server health status` (another process) sees it
+
+
+def write_status_file(path: Path, rrsets: list[dict[str, Any]], now: float) -> None:
+    """Atomically replace the status file (temp file + rename)."""
+    body = json.dumps({"pid": os.getpid(), "updated": now, "rrsets": rrsets}, separators=(",", ":"))
+    fd, tmp = tempfile.mkstemp(prefix=".health-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# A status file older than this is a dead server's (the server writes it every few seconds).
+STATUS_STALE = 60.0
+
+
+def read_status_file(path: Path, now: float) -> dict[str, Any] | None:
+    """The running server's status, or None when no server writes it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        pid = int(data["pid"])
+        updated = float(data["updated"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if now - updated > STATUS_STALE or not _alive(pid):
+        return None
+    return dict(data)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it exists
+    except OSError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# metrics
+
+
+class HealthMetrics:
+    """Failover metrics around an injected registry: target up/down and
+    all-down gauges read from the checker when scraped; probe latency
+    histogram and switches counter bumped as things happen."""
+
+    def __init__(self, registry: CollectorRegistry, checker: Callable[[], HealthChecker | None]):
+        self.probe_latency = Histogram(
+            "ddns_failover_probe_latency_seconds",
+            "Health probe duration (connect, or HTTP status line), by protocol and result",
+            ["protocol", "result"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.switches = Counter(
+            "ddns_failover_switches",
+            "Versions written by the health checker (the served RRset changed)",
+            ["zone", "name", "type"],
+            registry=registry,
+        )
+        registry.register(_HealthCollector(checker))
+
+    def switched(self, rrset: FailoverSet) -> None:
+        self.switches.labels(
+            rrset.zone.to_text(omit_final_dot=True),
+            rrset.spec.name.to_text(omit_final_dot=True),
+            type_text(rrset.spec.rdtype),
+        ).inc()
+
+
+class _HealthCollector(Collector):
+    def __init__(self, checker: Callable[[], HealthChecker | None]) -> None:
+        self.checker = checker
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        up = GaugeMetricFamily(
+            "ddns_failover_target_up",
+            "1 when the target is healthy, 0 when down (absent until its first probe)",
+            labels=["zone", "name", "type", "target", "address"],
+        )
+        all_down = GaugeMetricFamily(
+            "ddns_failover_all_down",
+            "1 when every target of the failover RRset is down (fail open or removed)",
+            labels=["zone", "name", "type"],
+        )
+        checker = self.checker()
+        for rrset in checker.sets.values() if checker is not None else ():
+            labels = [
+                rrset.zone.to_text(omit_final_dot=True),
+                rrset.spec.name.to_text(omit_final_dot=True),
+                type_text(rrset.spec.rdtype),
+            ]
+            for target in rrset.targets.values():
+                if target.up is not None:
+                    up.add_metric([*labels, target.source, target.address], 1 if target.up else 0)
+            all_down.add_metric(labels, 1 if rrset.all_down else 0)
+        yield up
+        yield all_down
+
+
+# ---------------------------------------------------------------------------
+# `ddns-server health status`
+
+
+def served_from_journal(config: model.Config) -> dict[tuple[str, int], list[str]]:
+    """(owner text, rdtype) -> the addresses the journal holds, for every failover RRset."""
+    out: dict[tuple[str, int], list[str]] = {}
+    if not config.journal_path.exists():
+        return out
+    journal = Journal(config.journal_path)
+    try:
+        for zone in config.zones:
+            if not zone.failover or not journal.has_zone(zone_key(zone.name)):
+                continue
+            wanted = {(name_to_wire(f.name).lower(), f.rdtype): f for f in zone.failover}
+            for owner, rdtype, _ttl, rdata in journal.load(zone_key(zone.name)):
+                spec = wanted.get((owner.lower(), rdtype))
+                if spec is not None:
+                    key = (spec.name.to_text(omit_final_dot=True), rdtype)
+                    out.setdefault(key, []).append(_address(rdata))
+    finally:
+        journal.close()
+    return out
+
+
+def health_status(
+    config: model.Config, now: float | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The status rows of every configured failover RRset, and the running
+    server's status file (None when no server runs: states unknown)."""
+    running = read_status_file(config.data_dir / STATUS_FILE, time.time() if now is None else now)
+    live = {
+        (row.get("name"), row.get("type")): row
+        for row in (running or {}).get("rrsets", [])
+        if isinstance(row, dict)
+    }
+    served = served_from_journal(config)
+    rows = []
+    for zone in config.zones:
+        for spec in zone.failover:
+            name = spec.name.to_text(omit_final_dot=True)
+            row = live.get((name, type_text(spec.rdtype)))
+            if row is None:
+                row = rrset_status(zone.name, spec, [], None)
+            row["served"] = served.get((name, spec.rdtype), [])
+            rows.append(row)
+    return rows, running
+
+
+def status_text(rows: list[dict[str, Any]], running: dict[str, Any] | None) -> str:
+    """`health status` as text: a block per RRset, a line per target."""
+    lines = []
+    if running is None:
+        lines.append("no running server: target states are unknown (served: from the journal)")
+    else:
+        lines.append(
+            f"server running (pid {running['pid']}), status as of {_iso(running['updated'])}"
+        )
+    if not rows:
+        lines.append("no failover RRsets configured")
+    for row in rows:
+        lines.append("")
+        lines.append(
+            f"{row['name']} {row['type']}: policy {row['policy']},"
+            f" on_all_down {row['on_all_down']},"
+            f" {row['check']} every {row['interval']:g}s (timeout {row['timeout']:g}s,"
+            f" rise {row['rise']}, fall {row['fall']})"
+        )
+        served = ", ".join(row["served"]) or "nothing"
+        note = " (every target is down)" if row.get("all_down") else ""
+        lines.append(f"  served: {served}{note}")
+        lines.append(f"  {'TARGET':<20} {'ADDRESS':<40} {'STATE':<10} LAST PROBE")
+        for target in row["targets"]:
+            probe = target.get("last_probe")
+            if probe is None:
+                last = "-"
+            else:
+                result = "ok" if probe.get("ok") else f"failed: {probe.get('error') or '?'}"
+                latency = probe.get("latency")
+                ms = f" {latency * 1000:.1f} ms" if isinstance(latency, (int, float)) else ""
+                last = f"{probe.get('time')} {result}{ms}"
+            lines.append(
+                f"  {target['target']:<20} {target.get('address') or '-':<40}"
+                f" {target['state']:<10} {last}"
+            )
+    return "\n".join(lines) + "\n"
