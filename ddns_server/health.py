@@ -332,9 +332,8 @@ class HealthChecker:
         if not ok and error:
             why += f" ({error})"
         if was != "unknown":
-            log.info(
-                "failover %s: target %s (%s) is %s", rrset.label, target.address, target.source, why
-            )
+            via = f" (target {target.source})" if target.source != target.address else ""
+            log.info("failover %s: %s%s", rrset.label, why, via)
         rrset.events.append(why)
         rrset.dirty = True
         self.changed = True

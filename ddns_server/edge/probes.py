@@ -65,7 +65,7 @@ USER_AGENT = b"ddns-server-health-check"
 class _Connect:
     """One TCP connect probe: a non-blocking socket the reactor watches for writability."""
 
-    __slots__ = ("sock", "done", "reactor", "started")
+    __slots__ = ("sock", "done", "reactor", "started", "finished")
 
     def __init__(self, reactor: Any, target: Target, port: int, done: Any) -> None:
         self.reactor = reactor
@@ -74,6 +74,7 @@ class _Connect:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setblocking(False)
         self.started = time.monotonic()
+        self.finished = False
         code = self.sock.connect_ex((target.address, port))
         if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             reactor.addWriter(self)
@@ -89,16 +90,27 @@ class _Connect:
         self._finish(code)
 
     def cancel(self) -> None:
-        self.reactor.removeWriter(self)
-        self.sock.close()
+        if not self.finished:
+            self.finished = True
+            self.reactor.removeWriter(self)
+            self.sock.close()
 
     def _finish(self, code: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
         latency = time.monotonic() - self.started
         self.sock.close()
         self.done(code == 0, latency, "" if code == 0 else os.strerror(code))
 
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802 - Twisted's interface
-        pass
+        # The reactor saw an error/hang-up event (e.g. a refused connect under
+        # epoll) and removed us: the socket's error says what happened.
+        try:
+            code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as e:
+            code = e.errno or errno.ECONNABORTED
+        self._finish(code or errno.ECONNRESET)
 
     def logPrefix(self) -> str:  # noqa: N802 - Twisted's interface
         return "tcp-probe"

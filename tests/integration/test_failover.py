@@ -279,3 +279,321 @@ def test_primary_backup_switch_over_and_back(
     assert "127.0.0.21 up" in versions[0]["source"]
     # The AAAA of www is not the checker's and stays.
     assert addresses(server, "www", "AAAA") == ["2001:db8::10"]
+
+
+def test_all_down_fails_open_or_removes(
+    server_factory: ServerFactory, listeners: list[Any]
+) -> None:
+    port = free_port_on("127.0.0.23", "127.0.0.24")
+    one = TcpListener("127.0.0.23", port)
+    two = TcpListener("127.0.0.24", port)
+    listeners += [one, two]
+    both = ["127.0.0.23", "127.0.0.24"]
+    server = start(
+        server_factory,
+        [
+            failover("www", both, port, policy="all"),
+            failover("api", both, port, policy="all", on_all_down="none"),
+        ],
+    )
+    wait_serving(server, "www", both)
+    wait_serving(server, "api", both)
+    one.stop()
+    wait_serving(server, "www", ["127.0.0.24"])
+    wait_serving(server, "api", ["127.0.0.24"])
+    two.stop()
+    # Fail open: every target again; `none`: the RRset is gone (NODATA).
+    wait_serving(server, "www", both)
+    wait_serving(server, "api", [])
+    assert not server.query(f"api.{ZONE}", "A").answer  # NXDOMAIN: api held only this A
+    assert "every target is down; serving all of them (fail open)" in server.log_text()
+    assert "removing the RRset (on_all_down: none)" in server.log_text()
+    rows = wait_for(
+        lambda: (rows := status_rows(server)) and all(r["all_down"] for r in rows) and rows,
+        timeout=SWITCH,
+        message="status to say all down",
+    )
+    assert {r["name"]: r["served"] for r in rows} == {f"www.{ZONE}": both, f"api.{ZONE}": []}
+    _, metrics = http_get(f"{server.http_url}/metrics")
+    assert f'ddns_failover_all_down{{name="www.{ZONE}",type="A",zone="{ZONE}"}} 1.0' in metrics
+    assert (
+        f'ddns_failover_target_up{{address="127.0.0.23",name="www.{ZONE}",'
+        f'target="127.0.0.23",type="A",zone="{ZONE}"}} 0.0'
+    ) in metrics
+    assert "ddns_failover_probe_latency_seconds_bucket" in metrics
+    assert f'ddns_failover_switches_total{{name="www.{ZONE}",type="A",zone="{ZONE}"}}' in metrics
+    one.start()
+    wait_serving(server, "www", ["127.0.0.23"])
+    wait_serving(server, "api", ["127.0.0.23"])
+
+
+def test_flapping_target_is_held_and_nothing_is_written_while_steady(
+    server_factory: ServerFactory, listeners: list[Any]
+) -> None:
+    port = free_port_on("127.0.0.25", "127.0.0.26")
+    primary = HttpTarget("127.0.0.25", port)
+    backup = HttpTarget("127.0.0.26", port)
+    listeners += [primary, backup]
+    check = {"protocol": "http", "port": port, "path": "/health", "host": "www.example.test"}
+    server = start(
+        server_factory,
+        [failover("www", ["127.0.0.25", "127.0.0.26"], port, check=check, fall=3, rise=3)],
+    )
+    wait_serving(server, "www", ["127.0.0.25"])
+    assert primary.requests[0] == ("/health", "www.example.test")
+    serial = server.soa_serial()
+    # Steady: many probes, no version.
+    seen = primary.count()
+    wait_for(lambda: primary.count() >= seen + 10, timeout=SWITCH, message="10 more probes")
+    assert server.soa_serial() == serial
+    # A flapping primary: 2 failures (fall is 3), a success, 2 failures, then healthy.
+    with primary.lock:
+        primary.script = [500, 503, 200, 500, 500]
+    seen = primary.count()
+    wait_for(lambda: primary.count() >= seen + 8, timeout=SWITCH, message="the flaps probed")
+    assert addresses(server, "www") == ["127.0.0.25"]
+    assert server.soa_serial() == serial
+    assert len(health_versions(server)) == 1
+    # Three failures in a row do switch.
+    with primary.lock:
+        primary.status = 500
+    wait_serving(server, "www", ["127.0.0.26"])
+    assert "HTTP status 500" in health_versions(server)[0]["source"]
+
+
+def test_names_as_targets_follow_nic_update(
+    server_factory: ServerFactory, listeners: list[Any]
+) -> None:
+    from test_dyndns2_http import PASSWORDS, users_config
+
+    port = free_port_on("127.0.0.31", "127.0.0.32", "127.0.0.33")
+    wan1 = TcpListener("127.0.0.31", port)
+    wan2 = TcpListener("127.0.0.32", port)
+    wan1b = TcpListener("127.0.0.33", port)
+    listeners += [wan1, wan2, wan1b]
+    user = next(iter(PASSWORDS))
+    server = start(
+        server_factory,
+        [failover("office", ["wan1", "wan2"], port)],
+        users=users_config({user: [f"wan1.{ZONE}", f"wan2.{ZONE}", f"office.{ZONE}"]}),
+    )
+
+    def nic(host: str, ip: str) -> str:
+        status, body = http_get(
+            f"{server.http_url}/nic/update?hostname={host}.{ZONE}&myip={ip}",
+            auth=(user, PASSWORDS[user]),
+            headers={"User-Agent": "test/1.0"},
+        )
+        assert status == 200
+        return body.strip()
+
+    # No wan1/wan2 yet: nothing to serve.
+    assert addresses(server, "office") == []
+    assert nic("wan2", "127.0.0.32").startswith("good")
+    wait_serving(server, "office", ["127.0.0.32"])
+    assert nic("wan1", "127.0.0.31").startswith("good")
+    wait_serving(server, "office", ["127.0.0.31"])  # wan1 first: primary
+    wan1.stop()
+    wait_serving(server, "office", ["127.0.0.32"])
+    # The router of line 1 reconnects with a new address: the name follows it.
+    assert nic("wan1", "127.0.0.33").startswith("good")
+    wait_serving(server, "office", ["127.0.0.33"])
+    wanted = {("wan1", "127.0.0.33"): "up", ("wan2", "127.0.0.32"): "up"}
+    wait_for(
+        lambda: (
+            {(t["target"], t["address"]): t["state"] for t in status_rows(server)[0]["targets"]}
+            == wanted
+        ),
+        timeout=SWITCH,
+        message=f"the status to show {wanted}",
+    )
+    # The failover RRset itself is not a DynDNS2 host: nohost, nothing changes.
+    serial = server.soa_serial()
+    assert nic("office", "192.0.2.1") == "nohost"
+    assert addresses(server, "office") == ["127.0.0.33"]
+    assert server.soa_serial() == serial
+
+
+def test_rfc2136_and_dyndns2_changes_of_the_rrset_are_refused(
+    server_factory: ServerFactory, listeners: list[Any]
+) -> None:
+    from test_dyndns2_http import PASSWORDS, users_config
+
+    port = free_port_on("127.0.0.27")
+    listeners.append(TcpListener("127.0.0.27", port))
+    user = next(iter(PASSWORDS))
+    server = start(
+        server_factory,
+        [failover("www", ["127.0.0.27"], port)],
+        users=users_config({user: [f"www.{ZONE}", f"home.{ZONE}"]}),
+    )
+    wait_serving(server, "www", ["127.0.0.27"])
+    serial = server.soa_serial()
+    # RFC 2136: REFUSED, the whole update (the TXT too), never half applied.
+    message = dns.update.UpdateMessage(ZONE, keyring=KEY.keyring(), keyname=KEY.name)
+    message.add("www", 60, "TXT", '"x"')
+    message.replace("www", 60, "A", "192.0.2.99")
+    response = dns.query.tcp(message, "127.0.0.1", port=server.dns_port, timeout=5)
+    assert response.rcode() == dns.rcode.REFUSED
+    message = dns.update.UpdateMessage(ZONE, keyring=KEY.keyring(), keyname=KEY.name)
+    message.delete("www")
+    response = dns.query.udp(message, "127.0.0.1", port=server.dns_port, timeout=5)
+    assert response.rcode() == dns.rcode.REFUSED
+    assert addresses(server, "www") == ["127.0.0.27"]
+    assert addresses(server, "www", "TXT") == []
+    assert server.soa_serial() == serial
+    # Other names and the other type still update.
+    assert update(server, "home", "192.0.2.7") == dns.rcode.NOERROR
+    serial = server.soa_serial()
+    # DynDNS2: nohost for the owned host, the other host of the request updates.
+    token = base64.b64encode(f"{user}:{PASSWORDS[user]}".encode()).decode()
+    request = urllib.request.Request(
+        f"{server.http_url}/nic/update?hostname=www.{ZONE},home.{ZONE}&myip=192.0.2.8",
+        headers={"Authorization": f"Basic {token}", "User-Agent": "test/1.0"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        lines = reply.read().decode().split()
+    assert lines == ["nohost", "good", "192.0.2.8"]
+    assert addresses(server, "www") == ["127.0.0.27"]
+    assert addresses(server, "home") == ["192.0.2.8"]
+    assert server.soa_serial() == serial + 1
+    assert "Traceback" not in server.log_text()
+
+
+def test_health_status_text_and_json(server_factory: ServerFactory, listeners: list[Any]) -> None:
+    port = free_port_on("127.0.0.28", "127.0.0.29")
+    listeners.append(TcpListener("127.0.0.28", port))
+    server = start(server_factory, [failover("www", ["127.0.0.28", "127.0.0.29"], port)])
+    wait_serving(server, "www", ["127.0.0.28"])
+    wait_for(
+        lambda: target_state(server, "www", "127.0.0.29") == "down",
+        timeout=SWITCH,
+        message="the status file",
+    )
+    row = status_rows(server)[0]
+    assert row["name"] == f"www.{ZONE}" and row["type"] == "A" and row["policy"] == "first"
+    assert row["served"] == ["127.0.0.28"] and row["checker_running"] is True
+    up, down = row["targets"]
+    assert up["state"] == "up" and up["last_probe"]["ok"] is True
+    assert isinstance(up["last_probe"]["latency"], float)
+    assert down["last_probe"]["ok"] is False and down["last_probe"]["error"]
+    text = health_status(server)
+    assert text.returncode == 0, text.stderr
+    assert "server running" in text.stdout
+    assert f"www.{ZONE} A: policy first" in text.stdout
+    assert "served: 127.0.0.28" in text.stdout
+    assert "127.0.0.29" in text.stdout and "down" in text.stdout
+    server.stop()
+    text = health_status(server)
+    assert text.returncode == 0
+    assert text.stdout.startswith("no running server")
+    assert "served: 127.0.0.28" in text.stdout  # from the journal
+    rows = json.loads(health_status(server, "--json").stdout)
+    assert rows[0]["checker_running"] is False
+    assert {t["state"] for t in rows[0]["targets"]} == {"unknown"}
+
+
+def test_https_check_without_verification_sends_host(
+    server_factory: ServerFactory, listeners: list[Any], tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=target.invalid", "-keyout", str(key), "-out", str(cert),
+        ]
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl: {made.stderr}")
+    port = free_port_on("127.0.0.34", "127.0.0.35")
+    primary = HttpTarget("127.0.0.34", port, tls=(cert, key))
+    backup = HttpTarget("127.0.0.35", port, tls=(cert, key))
+    listeners += [primary, backup]
+    check = {"protocol": "https", "port": port, "host": "www.example.test", "expect_status": 204}
+    server = start(
+        server_factory, [failover("www", ["127.0.0.34", "127.0.0.35"], port, check=check)]
+    )
+    # 200 is not the expected 204: both down, fail open.
+    wait_serving(server, "www", ["127.0.0.34", "127.0.0.35"])
+    with backup.lock:
+        backup.status = 204
+    wait_serving(server, "www", ["127.0.0.35"])
+    assert backup.requests[0] == ("/", "www.example.test")
+
+
+def test_reload_adds_removes_and_changes_checks_keeping_the_others(
+    server_factory: ServerFactory, listeners: list[Any]
+) -> None:
+    port = free_port_on("127.0.0.36", "127.0.0.37")
+    listeners += [TcpListener("127.0.0.36", port), TcpListener("127.0.0.37", port)]
+    keep = failover("www", ["127.0.0.36"], port)
+    server = start(
+        server_factory,
+        [keep, failover("api", ["127.0.0.37"], port), failover("old", ["127.0.0.37"], port)],
+    )
+    for name, address in (("www", "127.0.0.36"), ("api", "127.0.0.37"), ("old", "127.0.0.37")):
+        wait_serving(server, name, [address])
+    since = wait_for(
+        lambda: next(
+            (
+                r["targets"][0].get("since")
+                for r in status_rows(server)
+                if r["name"].startswith("www")
+            ),
+            None,
+        ),
+        timeout=SWITCH,
+        message="www's state in the status",
+    )
+    entries = server.config["zones"][0]
+    entries["failover"] = [
+        keep,
+        failover("api", ["127.0.0.36", "127.0.0.37"], port, policy="all"),  # changed
+        failover("new", ["127.0.0.36"], port),  # added; `old` removed
+    ]
+    server.write_config()
+    server.reload()
+    wait_serving(server, "new", ["127.0.0.36"])
+    wait_serving(server, "api", ["127.0.0.36", "127.0.0.37"])
+    rows = wait_for(
+        lambda: (rows := status_rows(server)) and len(rows) == 3 and rows,
+        timeout=SWITCH,
+        message="the reloaded status",
+    )
+    assert [r["name"] for r in rows] == [f"www.{ZONE}", f"api.{ZONE}", f"new.{ZONE}"]
+    www = rows[0]["targets"][0]
+    assert www["state"] == "up" and www["since"] == since  # not restarted
+    # `old` is no longer owned: its records are the zone's again (RFC 2136 may change them).
+    assert update(server, "old", "192.0.2.5") == dns.rcode.NOERROR
+    assert addresses(server, "old") == ["192.0.2.5"]
+    assert update(server, "new", "192.0.2.5") == dns.rcode.REFUSED
+
+
+def test_bind_secondary_follows_a_switch_by_ixfr(
+    server_factory: ServerFactory, spawn: Spawn, listeners: list[Any], tmp_path: Path
+) -> None:
+    from harness import free_port, require_tool
+    from test_secondary import XFR_KEY, Secondary, served_ixfr
+
+    require_tool("named")
+    port = free_port_on("127.0.0.38", "127.0.0.39")
+    primary = TcpListener("127.0.0.38", port)
+    listeners += [primary, TcpListener("127.0.0.39", port)]
+    named_port = free_port("both")
+    server = start(
+        server_factory,
+        [failover("www", ["127.0.0.38", "127.0.0.39"], port)],
+        keys=[KEY.config(), XFR_KEY.config()],
+        zone_extra={"notify": [f"127.0.0.1:{named_port}"]},
+    )
+    wait_serving(server, "www", ["127.0.0.38"])
+    secondary = Secondary(spawn, tmp_path / "named", named_port, server.dns_port)
+    secondary.wait_serial(server.soa_serial(), timeout=20)
+    primary.stop()
+    wait_serving(server, "www", ["127.0.0.39"])
+    serial = server.soa_serial()
+    secondary.wait_serial(serial)
+    assert served_ixfr(server, serial)
+    query = dns.message.make_query(f"www.{ZONE}", "A")
+    answer = dns.query.udp(query, "127.0.0.1", port=named_port, timeout=2)
+    assert [rr.to_text() for rrset in answer.answer for rr in rrset] == ["127.0.0.39"]
