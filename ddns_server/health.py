@@ -44,7 +44,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ddns_server import model
-from ddns_server.errors import DdnsError, Refused
+from ddns_server.errors import Refused
 from ddns_server.journal import Journal, Version
 from ddns_server.store import Store, zone_key
 from ddns_server.zonedata import CNAME, Changeset, Record, RRsetWire, ZoneData, name_to_wire
@@ -161,7 +161,9 @@ class FailoverSet:
         self.dirty = True
         self.all_down = False
         self.served: list[str] = []
-        self.events: list[str] = []  # reasons since the last version
+        self.events: list[str] = []  # reasons since the last decision
+        self.events_written: list[str] = []  # ... and those of the last decision
+        self.blocked = False  # a CNAME or a delegation is in the way (logged once)
         self.switches = 0
         # what the candidates were read from: (owner, rdtype) -> the zone's RRsetWire
         self._seen: dict[RRsetKey, RRsetWire | None] = {}
@@ -357,76 +359,121 @@ class HealthChecker:
     # -- decisions ------------------------------------------------------------------
 
     def evaluate(self) -> int:
-        """Write the RRsets that must change; the number of versions written."""
+        """Write the RRsets that must change: one version per zone for all of
+        them (a line going down moves many RRsets at once); the versions written."""
+        by_zone: dict[dns.name.Name, list[FailoverSet]] = {}
+        for rrset in self.sets.values():
+            if rrset.dirty:
+                rrset.dirty = False
+                by_zone.setdefault(rrset.zone, []).append(rrset)
         written = 0
-        for rrset in list(self.sets.values()):
-            if not rrset.dirty:
-                continue
-            rrset.dirty = False
+        for origin, rrsets in by_zone.items():
             try:
-                if self._write(rrset):
+                if self._write(origin, rrsets):
                     written += 1
-            except DdnsError as e:
-                log.error("failover %s: not written: %s", rrset.label, e)
             except Exception:
-                rrset.dirty = True  # e.g. the journal is locked: try again later
-                log.exception("failover %s: writing the zone failed", rrset.label)
+                for rrset in rrsets:
+                    rrset.dirty = True  # e.g. the journal is locked: try again later
+                log.exception("failover: writing zone %s failed", origin)
         return written
 
-    def _write(self, rrset: FailoverSet) -> bool:
+    def _decide(
+        self, zone: ZoneData, rrset: FailoverSet
+    ) -> tuple[list[Target], bool, Changeset] | None:
+        """What `rrset` should serve in `zone` and the change to get there;
+        None while a candidate has no result yet (or a CNAME is in the way)."""
         spec = rrset.spec
-        decided: list[tuple[list[Target], bool]] = []
+        self._sync(rrset)
+        candidates = rrset.candidates()
+        if any(t.up is None for t in candidates):
+            return None  # wait for every candidate's first result
+        serve, all_down = select(candidates, spec.policy, spec.on_all_down)
+        node = zone.nodes.get(rrset.low)
+        if serve and node and (CNAME in node or zone.delegation(rrset.low) is not None):
+            if not rrset.blocked:
+                log.error("failover %s: a CNAME or a delegation is in the way", rrset.label)
+            rrset.blocked = True
+            return None
+        rrset.blocked = False
+        current = zone.records_at(rrset.low, spec.rdtype)
+        wanted: list[Record] = [
+            (rrset.owner, spec.rdtype, spec.ttl, _rdata(t.address)) for t in serve
+        ]
+        if sorted((r[2], r[3]) for r in current) == sorted((r[2], r[3]) for r in wanted):
+            return serve, all_down, Changeset()
+        return serve, all_down, Changeset(removed=current, added=wanted)
+
+    def _write(self, origin: dns.name.Name, rrsets: list[FailoverSet]) -> bool:
+        decided: dict[RRsetKey, tuple[list[Target], bool]] = {}
+        changed: list[FailoverSet] = []
 
         def compute(zone: ZoneData) -> Changeset | None:
             decided.clear()
-            self._sync(rrset)
-            candidates = rrset.candidates()
-            if any(t.up is None for t in candidates):
-                return None  # wait for every candidate's first result
-            serve, all_down = select(candidates, spec.policy, spec.on_all_down)
-            decided.append((serve, all_down))
-            node = zone.nodes.get(rrset.low)
-            if serve and node and (CNAME in node or zone.delegation(rrset.low) is not None):
-                raise DdnsError(f"{rrset.label}: a CNAME or a delegation is in the way")
-            current = zone.records_at(rrset.low, spec.rdtype)
-            wanted: list[Record] = [
-                (rrset.owner, spec.rdtype, spec.ttl, _rdata(t.address)) for t in serve
-            ]
-            if sorted((r[2], r[3]) for r in current) == sorted((r[2], r[3]) for r in wanted):
-                return None
-            return Changeset(removed=current, added=wanted)
+            changed.clear()
+            changeset = Changeset()
+            for rrset in rrsets:
+                decision = self._decide(zone, rrset)
+                if decision is None:
+                    continue
+                serve, all_down, part = decision
+                decided[rrset.key] = (serve, all_down)
+                if part:
+                    changeset.removed.extend(part.removed)
+                    changeset.added.extend(part.added)
+                    changed.append(rrset)
+            return changeset or None
 
-        reason = "; ".join(dict.fromkeys(rrset.events)) or "config"
-        version = self.store.write(rrset.zone, compute, rrset.who, reason[:200], CHANNEL)
-        if decided:
-            serve, all_down = decided[-1]
-            before = (rrset.served, rrset.all_down)
-            rrset.served = [t.address for t in serve]
-            if all_down and not rrset.all_down:
-                what = (
-                    "serving all of them (fail open)"
-                    if spec.on_all_down == "all"
-                    else ("removing the RRset (on_all_down: none)")
+        zone = self.store.zone_for(origin)
+        if zone is None:
+            return False
+        version = None
+        if compute(zone) is not None:  # a first look: who and why, for the journal
+            first = changed[0]
+            if len(changed) == 1:
+                who = first.who
+                reason = "; ".join(dict.fromkeys(first.events)) or "configuration"
+            else:
+                who = f"{first.who} +{len(changed) - 1}"
+                reason = "; ".join(
+                    f"{r.label}: {'; '.join(dict.fromkeys(r.events)) or 'configuration'}"
+                    for r in changed
                 )
-                log.warning("failover %s: every target is down; %s", rrset.label, what)
-            rrset.all_down = all_down
-            if (rrset.served, rrset.all_down) != before:
-                self.changed = True
-            rrset.events.clear()
+            version = self.store.write(origin, compute, who, reason[:200], CHANNEL)
+        for rrset in rrsets:
+            if rrset.key in decided:
+                self._decided(rrset, *decided[rrset.key])
         if version is None:
             return False
-        rrset.switches += 1
+        for rrset in changed:
+            rrset.switches += 1
+            log.info(
+                "failover %s: now serving %s (zone %s serial %d): %s",
+                rrset.label,
+                ", ".join(rrset.served) or "nothing",
+                origin.to_text(omit_final_dot=True),
+                version.serial,
+                "; ".join(dict.fromkeys(rrset.events_written)) or "configuration",
+            )
+            self.hooks.on_switch(rrset)
         self.changed = True
-        log.info(
-            "failover %s: now serving %s (zone %s serial %d): %s",
-            rrset.label,
-            ", ".join(rrset.served) or "nothing",
-            rrset.zone.to_text(omit_final_dot=True),
-            version.serial,
-            reason,
-        )
-        self.hooks.on_switch(rrset)
         return True
+
+    def _decided(self, rrset: FailoverSet, serve: list[Target], all_down: bool) -> None:
+        spec = rrset.spec
+        before = (rrset.served, rrset.all_down)
+        rrset.served = [t.address for t in serve]
+        if all_down and not rrset.all_down:
+            what = (
+                "serving all of them (fail open)"
+                if spec.on_all_down == "all"
+                else "removing the RRset (on_all_down: none)"
+            )
+            log.warning("failover %s: every target is down; %s", rrset.label, what)
+        rrset.all_down = all_down
+        if (rrset.served, rrset.all_down) != before:
+            self.changed = True
+        rrset.events_written = rrset.events
+        rrset.events = []
 
     # -- ownership --------------------------------------------------------------------
 
@@ -451,18 +498,27 @@ class HealthChecker:
 
     # -- status ----------------------------------------------------------------------
 
-    def status(self) -> list[dict[str, Any]]:
-        """Every failover RRset as a dict (the CLI's and the API's status)."""
+    def status(self, raw: bool = False) -> list[dict[str, Any]]:
+        """Every failover RRset as a dict: what `health status --json` prints
+        (and the API may return): `served` read from the zone, times in ISO 8601.
+
+        `raw` (the status file, every few seconds with 10,000 targets): times
+        as epoch seconds and `served` as last decided, which is cheaper;
+        `present` turns such a row into the other form."""
         self.changed = False
         out = []
         for rrset in self.sets.values():
-            zone = self.store.zone_for(rrset.zone)
-            served = (
-                [_address(rr[3]) for rr in zone.records_at(rrset.low, rrset.spec.rdtype)]
-                if zone is not None
-                else []
-            )
-            out.append(rrset_status(rrset.zone, rrset.spec, served, rrset))
+            if raw:
+                served = rrset.served
+            else:
+                zone = self.store.zone_for(rrset.zone)
+                served = (
+                    [_address(rr[3]) for rr in zone.records_at(rrset.low, rrset.spec.rdtype)]
+                    if zone is not None
+                    else []
+                )
+            row = rrset_status(rrset.zone, rrset.spec, served, rrset)
+            out.append(row if raw else present(row))
         return out
 
 
@@ -482,6 +538,20 @@ def check_text(check: model.FailoverCheck) -> str:
     return text
 
 
+def present(row: dict[str, Any]) -> dict[str, Any]:
+    """A raw status row (epoch seconds) with its times in ISO 8601 (UTC)."""
+    targets = []
+    for target in row.get("targets", []):
+        target = dict(target)
+        if isinstance(target.get("since"), (int, float)):
+            target["since"] = _iso(target["since"])
+        probe = target.get("last_probe")
+        if isinstance(probe, dict) and isinstance(probe.get("time"), (int, float)):
+            target["last_probe"] = dict(probe, time=_iso(probe["time"]))
+        targets.append(target)
+    return dict(row, targets=targets)
+
+
 def rrset_status(
     origin: dns.name.Name,
     spec: model.Failover,
@@ -499,13 +569,13 @@ def rrset_status(
             else:
                 entry.update(
                     state=target.state(),
-                    since=_iso(target.since),
+                    since=target.since,
                     successes=target.successes,
                     failures=target.failures,
                     last_probe=None
                     if target.last_time is None
                     else {
-                        "time": _iso(target.last_time),
+                        "time": target.last_time,
                         "ok": target.last_ok,
                         "latency": target.last_latency,
                         "error": target.last_error or None,
@@ -694,8 +764,7 @@ def health_status(
         for spec in zone.failover:
             name = spec.name.to_text(omit_final_dot=True)
             row = live.get((name, type_text(spec.rdtype)))
-            if row is None:
-                row = rrset_status(zone.name, spec, [], None)
+            row = present(row) if row is not None else rrset_status(zone.name, spec, [], None)
             row["served"] = served.get((name, spec.rdtype), [])
             rows.append(row)
     return rows, running
