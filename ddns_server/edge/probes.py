@@ -26,6 +26,7 @@ import os
 import random
 import select
 import socket
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ JITTER = 0.05  # +-5% of the interval
 STATUS_CHANGED_EVERY = 1.0  # the status file, at most this often after a state change
 STATUS_EVERY = 10.0  # ... and at least this often (a heartbeat for `health status`)
 USER_AGENT = b"ddns-server-health-check"
+# Close a connected probe with a reset (SO_LINGER 0), as HAProxy's checks do:
+# no FIN exchange and no TIME_WAIT socket left per probe on either side.
+_RESET = struct.pack("ii", 1, 0)
 
 
 @implementer(IWriteDescriptor)
@@ -105,6 +109,8 @@ class _Connect:
             return
         self.finished = True
         latency = time.monotonic() - self.started
+        if code == 0:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         self.sock.close()
         self.done(code == 0, latency, "" if code == 0 else os.strerror(code))
 
@@ -174,6 +180,8 @@ class _Connects:
             sock, done, started = entry
             unregister(fd)
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code == 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
             sock.close()
             done(code == 0, now() - started, "" if code == 0 else os.strerror(code))
 
