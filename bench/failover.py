@@ -132,11 +132,17 @@ def failed_probes(http: int) -> float:
 class Server:
     def __init__(self, folder: Path, targets: int, ports: list[int]) -> None:
         folder.mkdir(parents=True)
+        for _attempt in range(3):  # a port taken meanwhile (a shared machine): new ports
+            if self._start(folder, targets, ports):
+                return
+        raise SystemExit(f"server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+
+    def _start(self, folder: Path, targets: int, ports: list[int]) -> bool:
         self.dns = free_port(socket.SOCK_DGRAM)
         self.http = free_port()
         self.config = write_config(folder, targets, ports, self.dns, self.http)
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.log = open(folder / "server.log", "wb")  # noqa: SIM115
+        self.log = open(folder / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             ["taskset", "-c", CPU_SERVER, sys.executable, "-m", "ddns_server", "serve",
              "-c", str(self.config)],
@@ -145,10 +151,11 @@ class Server:
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit(f"server exited: {(folder / 'server.log').read_text()[-2000:]}")
+                self.log.close()
+                return False
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=1)
-                break
+                return True
             except OSError:
                 if time.monotonic() > deadline:
                     raise SystemExit("server not ready after 60 s") from None

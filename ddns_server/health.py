@@ -168,10 +168,6 @@ class FailoverSet:
         # what the candidates were read from: (owner, rdtype) -> the zone's RRsetWire
         self._seen: dict[RRsetKey, RRsetWire | None] = {}
 
-    @property
-    def name_targets(self) -> list[bytes]:
-        return [name_to_wire(t).lower() for t in self.spec.targets if isinstance(t, dns.name.Name)]
-
     def changed_in(self, zone: ZoneData) -> bool:
         """Did the zone's records this set depends on change (identity of the wire)?"""
         nodes = zone.nodes

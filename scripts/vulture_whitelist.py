@@ -46,3 +46,8 @@ _.MAX_LENGTH  # LineReceiver's line cap
 _.lineLengthExceeded  # LineReceiver callback
 _._respondToBadRequestAndDisconnect  # HTTPChannel's 400 path, answered by _reply
 _.dataReceived  # replaced after a reply, to ignore the rest
+_.doWrite  # Twisted IWriteDescriptor (ddns_server/edge/probes.py)
+_.connectionLost  # Twisted IFileDescriptor (ddns_server/edge/probes.py)
+_.logPrefix  # Twisted ILoggingContext (ddns_server/edge/probes.py)
+_.clientConnectionForTLS  # Twisted IOpenSSLClientConnectionCreator (ddns_server/edge/probes.py)
+_.creatorForNetloc  # Twisted IPolicyForHTTPS (ddns_server/edge/probes.py)

@@ -231,7 +231,7 @@ class _NoVerifyConnection:
 
 @implementer(IPolicyForHTTPS)
 class _NoVerifyPolicy:
-    def creatorForNetloc(self, hostname: bytes, port: int) -> _NoVerifyConnection:  # noqa: N802
+    def creatorForNetloc(self, _hostname: bytes, _port: int) -> _NoVerifyConnection:  # noqa: N802
         return _NoVerifyConnection(None)
 
 
@@ -240,7 +240,7 @@ class _SniPolicy:
     def __init__(self, host: str) -> None:
         self.host = host
 
-    def creatorForNetloc(self, hostname: bytes, port: int) -> _NoVerifyConnection:  # noqa: N802
+    def creatorForNetloc(self, _hostname: bytes, _port: int) -> _NoVerifyConnection:  # noqa: N802
         return _NoVerifyConnection(self.host)
 
 
@@ -266,7 +266,6 @@ class Prober:
         self._pool = HTTPConnectionPool(reactor, persistent=False)
         self._agents: dict[tuple[str | None, bool], Agent] = {}
         self._connects: _Connects | None = None
-        self.probes = 0  # started, for the bench
 
     def start(self) -> None:
         if hasattr(select, "epoll"):
@@ -315,7 +314,6 @@ class Prober:
 
     def _probe(self, target: Target, spec: model.Failover, now: float) -> None:
         token = target.inflight = object()
-        self.probes += 1
         check = spec.check
 
         def done(ok: bool, latency: float | None, error: str) -> None:
