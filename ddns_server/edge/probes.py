@@ -268,6 +268,8 @@ class Prober:
         self._connects: _Connects | None = None
 
     def start(self) -> None:
+        if self._loop.running:
+            return
         if hasattr(select, "epoll"):
             self._connects = _Connects(self.reactor)
         self._loop.start(TICK, now=False)
@@ -415,21 +417,33 @@ class HealthService:
 
     def start(self) -> None:
         self.checker.configure(self.config.zones, start=True)
-        self.prober.start()
-        self._status_loop.start(STATUS_CHANGED_EVERY / 2, now=True)
-        self._evaluate_loop.start(1.0, now=False)  # retries of failed writes
+        self._run()
 
     def reload(self, config: model.Config) -> None:
         self.config = config
         self.status_path = Path(config.data_dir) / STATUS_FILE
         self.checker.configure(config.zones)
+        self._run()
+
+    def _run(self) -> None:
+        """Probe (and write the status file) only while there is a failover RRset."""
+        if not self.checker.sets:
+            self.stop()
+            return
+        self.prober.start()
+        if not self._status_loop.running:
+            self._status_loop.start(STATUS_CHANGED_EVERY / 2, now=True)
+        if not self._evaluate_loop.running:
+            self._evaluate_loop.start(1.0, now=False)  # retries of failed writes
 
     def stop(self) -> None:
+        running = self._status_loop.running
         for loop in (self._status_loop, self._evaluate_loop):
             if loop.running:
                 loop.stop()
         self.prober.stop()
-        self._write_status()
+        if running:
+            self._write_status()
 
     def _switched(self, rrset: FailoverSet) -> None:
         if self.metrics is not None:
