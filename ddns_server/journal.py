@@ -36,7 +36,7 @@ from pathlib import Path
 from ddns_server.errors import UserError
 from ddns_server.zonedata import Changeset, Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: mirror_cursors, mirror_owned (upstream mirrors)
 
 # Bring the records snapshot forward after this many versions, or this many
 # changed records, whichever comes first (a start-up replays at most that).
@@ -61,6 +61,18 @@ _SCHEMA = [
         version_id INTEGER NOT NULL, op INTEGER NOT NULL, owner BLOB NOT NULL,
         rdtype INTEGER NOT NULL, ttl INTEGER NOT NULL, rdata BLOB NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS changes_by_version ON changes (version_id)""",
+    # Upstream mirrors (mirrors/state.py): each one's durable cursor and status ...
+    """CREATE TABLE IF NOT EXISTS mirror_cursors (
+        name TEXT PRIMARY KEY, zone TEXT NOT NULL, version_id INTEGER NOT NULL DEFAULT 0,
+        serial INTEGER, last_success REAL, last_resync REAL, error_time REAL,
+        error_class TEXT, error_message TEXT, next_retry REAL,
+        attempts INTEGER NOT NULL DEFAULT 0, stopped INTEGER NOT NULL DEFAULT 0,
+        conflicts TEXT NOT NULL DEFAULT '[]')""",
+    # ... and the RRsets it wrote at the provider (ownership: adopt/conflict).
+    """CREATE TABLE IF NOT EXISTS mirror_owned (
+        mirror TEXT NOT NULL, name TEXT NOT NULL, rdtype TEXT NOT NULL,
+        ttl INTEGER NOT NULL, rdata TEXT NOT NULL,
+        PRIMARY KEY (mirror, name, rdtype)) WITHOUT ROWID""",
 ]
 
 
@@ -166,10 +178,15 @@ class NewVersion:
 class Journal:
     """Zone versions in one SQLite file."""
 
-    def __init__(self, path: Path, sync_full: bool = False) -> None:
+    def __init__(self, path: Path, sync_full: bool = False, *, second: bool = False) -> None:
+        """`second`: another connection of a process that already opened this
+        journal (the mirror workers). It skips the file check: opening and
+        closing any descriptor of the file would drop every POSIX lock SQLite
+        holds on it in this process (fcntl locks are per process), and other
+        processes could then checkpoint the WAL under the server's feet."""
         self.path = path
         # True when this process made the file: only then may zones be seeded.
-        self.created = _open_file(path)
+        self.created = False if second else _open_file(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn = conn
         try:
@@ -263,6 +280,11 @@ class Journal:
                 raise UserError(
                     f"{self.path}: journal schema {row[0]} is newer than this ddns-server"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:  # the new tables were created above
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
 
     # -- zones ----------------------------------------------------------------
 
@@ -310,6 +332,28 @@ class Journal:
         net = net_changes(pending)
         removed = set(net.removed)
         return itertools.chain((r for r in snapshot if r not in removed), net.added)
+
+    def load_keys(self, zone: str, keys: Iterable[tuple[bytes, int]]) -> list[Record]:
+        """The current records of some (owner, type) pairs only (mirrors push a few
+        RRsets of what may be a big zone). Owners as the changes spell them;
+        compared case-insensitively."""
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return []
+        wanted = {(owner.lower(), rdtype) for owner, rdtype in keys}
+        found: set[Record] = set()
+        for owner, rdtype in set(keys):
+            found.update(
+                self.conn.execute(
+                    "SELECT owner, rdtype, ttl, rdata FROM records"
+                    " WHERE zone_id = ? AND owner = ? AND rdtype = ?",
+                    (zone_id, owner, rdtype),
+                )
+            )
+        for cs in self._changesets_since_snapshot(zone_id):
+            found.difference_update(cs.removed)
+            found.update(r for r in cs.added if (r[0].lower(), r[1]) in wanted)
+        return [r for r in found if (r[0].lower(), r[1]) in wanted]
 
     def _snapshot_id(self, zone_id: int) -> int:
         """The version the records snapshot reflects (journals of before the

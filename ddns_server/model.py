@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dns.name
 
+from ddns_server.mirrors.spec import MirrorSpec
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -155,6 +157,7 @@ class Config:
     tsig_max_fudge: int = TSIG_MAX_FUDGE
     http_limits: HttpLimits = field(default_factory=HttpLimits)
     rate_limit: RateLimit | None = None  # response rate limiting; None: off
+    mirrors: tuple[MirrorSpec, ...] = ()
 
     @property
     def journal_path(self) -> Path:

@@ -46,3 +46,4 @@ _.MAX_LENGTH  # LineReceiver's line cap
 _.lineLengthExceeded  # LineReceiver callback
 _._respondToBadRequestAndDisconnect  # HTTPChannel's 400 path, answered by _reply
 _.dataReceived  # replaced after a reply, to ignore the rest
+Rfc2136Provider  # loaded by name (mirrors/registry.py)

@@ -31,9 +31,14 @@ from ddns_server.errors import ConfigError, UserError
 from ddns_server.journal import Journal, Version, check_history, loose_modes
 from ddns_server.keys import keyring
 from ddns_server.metrics import Metrics
+from ddns_server.mirrors import registry as mirror_registry
+from ddns_server.mirrors.base import ProviderError
+from ddns_server.mirrors.metrics import MirrorCollector
+from ddns_server.mirrors.spec import MirrorSpec
+from ddns_server.mirrors.worker import Supervisor
 from ddns_server.query import QueryEngine
 from ddns_server.rrl import RateLimiter, RrlCounters
-from ddns_server.store import Store, ZoneLimits, records_from_file
+from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
 from ddns_server.zonedata import ZoneData, name_to_wire
@@ -114,6 +119,10 @@ class Server:
         self.ports: list[IListeningPort] = []
         self.store.add_listener(self._on_version)
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
+        # Mirrors: one worker thread each; the listener only wakes them.
+        self.mirrors = Supervisor(config.journal_path)
+        self.store.add_listener(self._wake_mirrors)
+        self.registry.register(MirrorCollector(lambda: self.journal, self.mirrors.mirrors))
         self._poller = task.LoopingCall(self._poll)
         self._prober = task.LoopingCall(self._probe)
 
@@ -152,6 +161,7 @@ class Server:
                 self.ports.append(reactor.listenSSL(ep.port, site, tls, interface=ep.host))
         self._poller.start(POLL_INTERVAL, now=False)
         self._prober.start(PROBE_INTERVAL, now=False)
+        self.mirrors.configure(_mirror_specs(self.config))
         for zone in self.store.zones.values():
             log.info(
                 "serving zone %s serial %d (%d records)",
@@ -167,6 +177,7 @@ class Server:
         if self._prober.running:
             self._prober.stop()
         self.notifier.stop()
+        self.mirrors.stop()
         for port in self.ports:
             port.stopListening()
         self.ports = []
@@ -233,6 +244,9 @@ class Server:
         except Exception:
             log.exception("reading the journal failed")
 
+    def _wake_mirrors(self, zone: ZoneData, version: Version | None) -> None:
+        self.mirrors.wake(zone_key(zone.origin))
+
     def _on_version(self, zone: ZoneData, version: Version | None) -> None:
         if version is not None:
             log.info(
@@ -296,7 +310,20 @@ class Server:
                 data.record_count,
             )
             self.notifier.notify(data)
+        # A changed mirror (or its key's secret) restarts; stopped ones try again.
+        self.mirrors.configure(_mirror_specs(config), reset=True)
         log.info("configuration reloaded from %s", config.path)
+
+
+def _mirror_specs(config: model.Config) -> list[MirrorSpec]:
+    """The mirrors with their rfc2136 key resolved (a new secret restarts the mirror)."""
+    out = []
+    for spec in config.mirrors:
+        try:
+            out.append(mirror_registry.with_keys(spec, config.keys))
+        except ProviderError:
+            out.append(spec)  # its worker reports the problem as a permanent error
+    return out
 
 
 def run(config: model.Config) -> int:

@@ -41,7 +41,7 @@ def test_a_registered_section_is_read_with_its_node_after_its_needs(
     assert e.value.problems[0].endswith(
         "(expected one of extra, data_dir, listen, "
         "trusted_proxies, tls, dyndns, keys, users, zones, update_limits, tsig_max_fudge, "
-        "http, rate_limit)"
+        "http, rate_limit, mirrors)"
     )
 
 

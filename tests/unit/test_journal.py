@@ -75,9 +75,28 @@ def test_schema_and_wal(tmp_path: Path, journal: Journal) -> None:
     assert mode.lower() == "wal"
     tables = {row[0] for row in journal.conn.execute("SELECT name FROM sqlite_master")}
     assert {"meta", "zones", "records", "versions", "changes"} <= tables
+    assert {"mirror_cursors", "mirror_owned"} <= tables
     assert journal.conn.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'"
-    ).fetchone() == ("1",)
+    ).fetchone() == ("2",)
+
+
+def test_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    Journal(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE mirror_cursors")
+    conn.execute("DROP TABLE mirror_owned")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    journal = Journal(path)
+    tables = {row[0] for row in journal.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"mirror_cursors", "mirror_owned"} <= tables
+    assert journal.conn.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'"
+    ).fetchone() == ("2",)
+    journal.close()
 
 
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:
