@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(func=cmd_token_revoke)
     cli_mirrors.add_parsers(sub, with_config)
+    p = with_config(sub.add_parser("backup", help="a consistent copy of the journal"))
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_backup)
+    p = with_config(sub.add_parser("restore", help="put a backup in place (serve stopped)"))
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_restore)
     return parser
 
 
@@ -189,9 +195,38 @@ def _config(args: argparse.Namespace, check_zone_files: bool = False) -> model.C
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ddns_server.backup import ServeLock
     from ddns_server.edge.service import run
 
-    return run(_config(args))
+    config = _config(args)
+    lock = ServeLock(config.data_dir)  # held until exit: `restore` checks it
+    lock.acquire("cannot start")
+    try:
+        return run(config)
+    finally:
+        lock.release()
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from ddns_server.backup import backup
+
+    config = _config(args)
+    for zone, serial in backup(config.data_dir, args.file):
+        print(f"{zone} serial {serial}")
+    print(f"backup written to {args.file} (integrity check ok)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from ddns_server.backup import restore
+
+    config = _config(args)
+    serials, kept = restore(config.data_dir, args.file)
+    for zone, serial in serials:
+        print(f"{zone} serial {serial}")
+    where = f"; the previous journal is kept as {kept}" if kept else ""
+    print(f"restored {args.file} into {config.data_dir} (integrity check ok){where}")
+    return 0
 
 
 def cmd_client(args: argparse.Namespace) -> int:
@@ -214,10 +249,13 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             f"unknown algorithm {args.algorithm!r} (expected one of {', '.join(ALGORITHMS)})"
         )
     try:
-        dns.name.from_text(args.name)
-    except dns.exception.DNSException as e:
-        raise UserError(f"bad key name {args.name!r}: {e}") from None
-    sys.stdout.write(keygen_text(args.name, args.algorithm))
+        text = keygen_text(args.name, args.algorithm)
+    except ValueError as e:
+        raise UserError(
+            f"{str(e).rstrip('.')} (a key name is a domain name: letters, digits,"
+            " '-' and '.'; no spaces, quotes, braces or semicolons)"
+        ) from None
+    sys.stdout.write(text)
     return 0
 
 
@@ -227,8 +265,13 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
+        try:
+            password = getpass.getpass("Password: ")
+            again = getpass.getpass("Again: ")
+        except EOFError:  # Ctrl-D at the prompt
+            print(file=sys.stderr)  # end the prompt's line
+            raise UserError("no password given (end of input at the prompt)") from None
+        if again != password:
             raise UserError("the passwords differ")
     if not password:
         raise UserError("empty password")
@@ -297,11 +340,15 @@ def cmd_zone_export(args: argparse.Namespace) -> int:
 def cmd_zone_import(args: argparse.Namespace) -> int:
     offline = _Offline(args)
     origin = _zone_name(args.zone)
+    zc = offline.zone_config(args.zone)
+    in_journal = offline.journal.has_zone(zone_key(origin))
+    if zc is None and not in_journal:  # before reading FILE: its errors would mislead
+        raise UserError(
+            f"zone {origin.to_text()} is not configured: add it to zones: in {offline.config.path}"
+        )
     records = records_from_file(args.file, origin)
-    if not offline.journal.has_zone(zone_key(origin)):
-        zc = offline.zone_config(args.zone)
-        if zc is None:
-            raise UserError(f"unknown zone {origin.to_text()}: not in the config")
+    if not in_journal:
+        assert zc is not None
         if zc.file is None:
             # Nothing else to start from: the imported content is the first version.
             zone = offline.store.open_zone(origin, records)

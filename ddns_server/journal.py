@@ -79,7 +79,6 @@ _SCHEMA = [
 # The write probe's size: about what a typical update's commit writes.
 PROBE_BYTES = 16384
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 # How to proceed, for every refusal to open a journal (docs/operations.md).
 _HOW = (
@@ -112,17 +111,22 @@ def _open_file(path: Path) -> bool:
         return True
     if path.is_dir():
         raise JournalUnusable(f"journal {path} is a folder, not a file")
+    # The file is never opened here: SQLite's locks are POSIX locks, which a
+    # process loses on *every* descriptor of the file when it closes any one
+    # of them. Opening and closing the journal in a server that already has it
+    # open would drop the server's locks, letting another process checkpoint
+    # the WAL under it. SQLite itself checks the header (the first PRAGMA on a
+    # foreign file fails: "file is not a database").
     try:
-        with path.open("rb") as f:
-            head = f.read(len(_SQLITE_HEADER))
+        size = path.stat().st_size
     except OSError as e:
         raise JournalUnusable(f"journal {path} cannot be read ({e.strerror}); {_HOW}") from None
-    if not head:
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise JournalUnusable(f"journal {path} cannot be read (permission denied); {_HOW}")
+    if size == 0:
         raise JournalUnusable(
             f"journal {path} exists but is empty (0 bytes); refusing to seed zones over it: {_HOW}"
         )
-    if head != _SQLITE_HEADER:
-        raise JournalUnusable(f"journal {path} is not an SQLite database (corrupt?); {_HOW}")
     return False
 
 
@@ -178,15 +182,10 @@ class NewVersion:
 class Journal:
     """Zone versions in one SQLite file."""
 
-    def __init__(self, path: Path, sync_full: bool = False, *, second: bool = False) -> None:
-        """`second`: another connection of a process that already opened this
-        journal (the mirror workers). It skips the file check: opening and
-        closing any descriptor of the file would drop every POSIX lock SQLite
-        holds on it in this process (fcntl locks are per process), and other
-        processes could then checkpoint the WAL under the server's feet."""
+    def __init__(self, path: Path, sync_full: bool = False) -> None:
         self.path = path
         # True when this process made the file: only then may zones be seeded.
-        self.created = False if second else _open_file(path)
+        self.created = _open_file(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn = conn
         try:
@@ -201,6 +200,11 @@ class Journal:
             self._migrate()
         except sqlite3.DatabaseError as e:
             conn.close()
+            if "not a database" in str(e):
+                raise JournalUnusable(
+                    f"journal {path} is not an SQLite database, or it is unreadable or "
+                    f"corrupt ({e}); {_HOW}"
+                ) from None
             raise JournalUnusable(
                 f"journal {path} is unreadable or corrupt ({e}); {_HOW}"
             ) from None

@@ -91,6 +91,14 @@ class Dyndns:
     allow_private_addresses: bool = True  # publish loopback/RFC 1918/ULA addresses (LAN names)
 
 
+@dataclass(frozen=True)
+class Log:
+    """The `log:` section: line format and the lowest level written (docs/operations.md)."""
+
+    format: str = "text"  # text | json
+    level: str = "info"  # debug | info | warning | error
+
+
 DEFAULT_DNS_LISTEN: tuple[Endpoint, ...] = Listen().dns
 
 
@@ -158,6 +166,7 @@ class Config:
     http_limits: HttpLimits = field(default_factory=HttpLimits)
     rate_limit: RateLimit | None = None  # response rate limiting; None: off
     mirrors: tuple[MirrorSpec, ...] = ()
+    log: Log = field(default_factory=Log)
 
     @property
     def journal_path(self) -> Path:

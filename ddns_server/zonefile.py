@@ -10,6 +10,7 @@ import dns.zone
 
 from ddns_server.masterfile import read_records
 from ddns_server.zonedata import Record, name_to_wire
+from ddns_server.zonefile_hints import explain_line, origin_mismatch
 
 
 def read_zone_records(path: Path, origin: dns.name.Name, shown: str) -> list[Record]:
@@ -44,6 +45,11 @@ def read_zone_file(path: Path, origin: dns.name.Name, shown: str) -> dns.zone.Zo
             )
         except dns.exception.SyntaxError as first:
             message = str(first)
+        except dns.zone.NoSOA:
+            mismatch = origin_mismatch(path, origin)
+            if mismatch is not None:
+                raise mismatch from None
+            raise
         f.seek(0)
         tracked = _LastChar(f)
         try:
@@ -62,7 +68,7 @@ def read_zone_file(path: Path, origin: dns.name.Name, shown: str) -> dns.zone.Zo
         line = int(number)
         if tracked.last in ("\n", "\r") and line > 1:
             line -= 1
-        raise dns.exception.SyntaxError(f"{shown}:{line}: {detail}")
+        raise dns.exception.SyntaxError(f"{shown}:{line}: {explain_line(path, line, detail)}")
 
 
 class _LastChar:

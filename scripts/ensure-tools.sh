@@ -2,7 +2,9 @@
 # Make sure the programs the integration tests drive are installed:
 #   named (bind9), dig + nsupdate (bind9-dnsutils), knsupdate + kdig
 #   (knot-dnsutils), ddclient, inadyn, curl, pdns_server (pdns-server with
-#   pdns-backend-sqlite3: the octodns mirror's peer).
+#   pdns-backend-sqlite3: the octodns mirror's peer); podman + debootstrap (the
+#   Dockerfile's build test), promtool (prometheus: the alert rules' check),
+#   knotc (knot) and nsd-checkconf (nsd): docs/secondaries.md's examples.
 #
 # Installs what is missing with apt-get when we are root or have passwordless
 # sudo, without leaving the packages' daemons running (a policy-rc.d that
@@ -24,7 +26,7 @@ export PATH="${PATH:-/usr/bin:/bin}:/usr/sbin:/sbin:/usr/local/sbin"
 # perl:MODULE is a Perl module, file:PATH a file a package installs (a backend)
 PDNS_SQLITE_SCHEMA=/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql
 COMMANDS=(named dig nsupdate knsupdate kdig ddclient inadyn curl perl:IO::Socket::SSL
-    pdns_server "file:$PDNS_SQLITE_SCHEMA")
+    pdns_server "file:$PDNS_SQLITE_SCHEMA" podman debootstrap promtool knotc nsd-checkconf)
 declare -A PACKAGE=(
     [named]=bind9
     [dig]=bind9-dnsutils
@@ -39,13 +41,19 @@ declare -A PACKAGE=(
     # the octodns mirror's peer: PowerDNS with its sqlite3 backend
     [pdns_server]=pdns-server
     ["file:$PDNS_SQLITE_SCHEMA"]=pdns-backend-sqlite3
+    [podman]=podman
+    [debootstrap]=debootstrap
+    [promtool]=prometheus
+    [knotc]=knot
+    [nsd-checkconf]=nsd
 )
 # daemons the packages may start, and their systemd units
-DAEMONS=(named ddclient inadyn pdns_server)
+DAEMONS=(named ddclient inadyn pdns_server prometheus knotd nsd)
 declare -A UNIT=([named]=named.service [ddclient]=ddclient.service [inadyn]=inadyn.service
-    [pdns_server]=pdns.service)
+    [pdns_server]=pdns.service [prometheus]=prometheus.service [knotd]=knot.service
+    [nsd]=nsd.service)
 declare -A DAEMON_PACKAGE=([named]=bind9 [ddclient]=ddclient [inadyn]=inadyn
-    [pdns_server]=pdns-server)
+    [pdns_server]=pdns-server [prometheus]=prometheus [knotd]=knot [nsd]=nsd)
 
 # The path is a variable so that the script's own tests can point it elsewhere.
 POLICY_RC_D="${POLICY_RC_D:-/usr/sbin/policy-rc.d}"

@@ -30,6 +30,7 @@ import yaml
 
 from ddns_server.config.keys import read_keys
 from ddns_server.config.limits import read_http, read_rate_limit
+from ddns_server.config.log import read_log
 from ddns_server.config.mirrors import read_mirrors
 from ddns_server.config.reader import NULL, Reader, compose_file
 from ddns_server.config.server import (
@@ -113,6 +114,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("http", read_http, fields=lambda limits: {"http_limits": limits}),
     Section("rate_limit", read_rate_limit, keep_null=True),
     Section("mirrors", read_mirrors, needs=("keys", "zones")),
+    Section("log", read_log),
 )
 
 

@@ -50,12 +50,81 @@ def compose_file(path: Path) -> yaml.Node | None:
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        detail = " ".join(part for part in (e.context, e.problem) if part)
-        raise ConfigError([f"{path}:{line} YAML syntax error: {detail}"]) from None
+        raise ConfigError([yaml_problem(path, text, e)]) from None
     except yaml.YAMLError as e:
         raise ConfigError([f"{path}: YAML error: {e}"]) from None
+
+
+def yaml_problem(path: Path, text: str, e: yaml.MarkedYAMLError) -> str:
+    """One line for a YAML syntax error; tabs and indentation said as such.
+
+    PyYAML's own words ("expected <block end>, but found '<block mapping
+    start>'") name parser states, not what to fix; the common causes in a
+    hand-edited config are a tab and a key indented more or less than its
+    neighbours, so those are said plainly, with line and column.
+    """
+    mark = e.problem_mark or e.context_mark
+    if mark is None:
+        return f"{path}: YAML syntax error: {e.problem or e}"
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}:"
+    problem = e.problem or ""
+    lines = text.splitlines()
+    line_text = lines[mark.line] if mark.line < len(lines) else ""
+    indent = line_text[: len(line_text) - len(line_text.lstrip())]
+    if "\t" in problem or "\t" in indent:
+        return (
+            f"{where} a tab character: YAML indents with spaces only (replace the tab with spaces)"
+        )
+    if (
+        "expected <block end>" in problem
+        or "mapping values are not allowed" in problem
+        or "could not find expected ':'" in problem
+        or "did not find expected key" in problem
+        or "did not find expected '-' indicator" in problem
+    ):
+        # the line's first character, where the misplaced indentation ends
+        where = f"{path}:{mark.line + 1}:{len(indent) + 1}:"
+        return (
+            f"{where} indentation: this line is indented differently from the keys"
+            f" around it (each level of a mapping lines up; YAML syntax error: {problem})"
+        )
+    detail = " ".join(part for part in (e.context, problem) if part)
+    return f"{path}:{mark.line + 1}: YAML syntax error: {detail}"
+
+
+_HOST_NAME = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+_DOTTED = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def address_problem(text: str) -> str:
+    """Why `text` is not an IP address, in words (the octet or group at fault)."""
+    try:
+        if _DOTTED.fullmatch(text):
+            ipaddress.IPv4Address(text)
+        elif ":" in text:
+            ipaddress.IPv6Address(text)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError as e:
+        return f"{text!r} is not an IP address: {e}"
+    return f"{text!r} is not an IP address"
+
+
+def network_problem(text: str) -> str:
+    """Why `text` is not a network ("ADDRESS/PREFIX" or an address), in words."""
+    address, sep, prefix = text.partition("/")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        if _HOST_NAME.fullmatch(address) and not _DOTTED.fullmatch(address):
+            return "a host name is not allowed, give an IP address or network"
+        return address_problem(address)
+    if sep:
+        if not prefix.isdigit():
+            return f"the prefix length {prefix!r} is not a number"
+        if int(prefix) > ip.max_prefixlen:
+            return f"the prefix length {prefix} is over {ip.max_prefixlen} for IPv{ip.version}"
+    return "not a network (expected ADDRESS/PREFIX, e.g. 192.0.2.0/24)"
 
 
 def parse_endpoint(text: str, default_port: int | None) -> Endpoint:
@@ -83,13 +152,21 @@ def parse_endpoint(text: str, default_port: int | None) -> Endpoint:
         except ValueError:
             host, sep, port_text = text.rpartition(":")
             if not sep:
+                host = text
+            if _HOST_NAME.fullmatch(host) and not _DOTTED.fullmatch(host):
+                # BIND's also-notify and listen-on take addresses too: a name
+                # would need a resolver, and change under the server's feet.
+                raise ValueError("a host name is not allowed, give an IP address") from None
+            if not sep:
+                if _DOTTED.fullmatch(text):
+                    raise ValueError(address_problem(text)) from None
                 raise ValueError("missing port") from None
             if ":" in host:
                 raise ValueError("write IPv6 addresses in brackets, e.g. [::1]:53") from None
             try:
                 ip = ipaddress.ip_address(host)
             except ValueError:
-                raise ValueError(f"{host!r} is not an IP address") from None
+                raise ValueError(address_problem(host)) from None
         else:
             port_text = None
             if default_port is None and ip.version == 6:
@@ -286,5 +363,7 @@ class Reader:
             try:
                 result.append(str(ipaddress.ip_network(text, strict=False)))
             except ValueError:
-                self.problem(item, join(path, i), f"invalid network {text!r}")
+                self.problem(
+                    item, join(path, i), f"invalid network {text!r}: {network_problem(text)}"
+                )
         return tuple(result)

@@ -11,7 +11,7 @@ import dns.rdatatype
 import dns.zone
 import yaml
 
-from ddns_server.config.reader import Reader, join, kind, name_text
+from ddns_server.config.reader import Reader, join, kind, name_text, network_problem
 from ddns_server.model import MATCHES, Endpoint, PolicyRule, Zone
 from ddns_server.zonefile import read_zone_records
 
@@ -250,6 +250,8 @@ def _allow_transfer(
             networks.append(str(ipaddress.ip_network(text, strict=False)))
         except ValueError:
             reader.problem(
-                item, item_path, f"invalid entry {text!r} (expected a network or key:NAME)"
+                item,
+                item_path,
+                f"invalid entry {text!r}: {network_problem(text)} (expected a network or key:NAME)",
             )
     return tuple(networks), tuple(keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import signal
@@ -26,10 +27,12 @@ from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
 from ddns_server.edge.http import make_root
 from ddns_server.edge.http_limits import LimitedSite
 from ddns_server.edge.notify import Notifier
-from ddns_server.edge.tls import context_factory
-from ddns_server.errors import ConfigError, UserError
+from ddns_server.edge.tls import ReloadableContextFactory, context_factory, describe_certificate
+from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, Version, check_history, loose_modes
 from ddns_server.keys import keyring
+from ddns_server.logs import audit
+from ddns_server.logs import configure as configure_logs
 from ddns_server.metrics import Metrics
 from ddns_server.mirrors import registry as mirror_registry
 from ddns_server.mirrors.base import ProviderError
@@ -116,8 +119,14 @@ class Server:
         self.api = ApiContext(
             self.store, TokenStore(self.journal.conn), lambda: self.config, time.time
         )
-        self.ports: list[IListeningPort] = []
-        self.store.add_listener(self._on_version)
+        # (kind, host, port) -> its listening ports (DNS: UDP and TCP)
+        self.listening: dict[tuple[str, str, int], list[IListeningPort]] = {}
+        self._tls: ReloadableContextFactory | None = None
+        self._site: LimitedSite | None = None
+        self._udp_of: dict[tuple[str, str, int], DnsUdp] = {}
+        self._tcp: DnsTcpFactory | None = None
+        self._log_settings = config.log
+        self.store.add_listener(audit)  # one audit line per committed change
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         # Mirrors: one worker thread each; the listener only wakes them.
         self.mirrors = Supervisor(config.journal_path)
@@ -128,16 +137,44 @@ class Server:
 
     # -- lifecycle --------------------------------------------------------------
 
+    @property
+    def ports(self) -> list[IListeningPort]:
+        return [port for ports in self.listening.values() for port in ports]
+
+    def _listen(self, kind: str, ep: model.Endpoint) -> None:
+        """Open one listen address; its ports are kept only if all of them open."""
+        reactor = self.reactor
+        opened: list[IListeningPort] = []
+        try:
+            if kind == "dns":
+                # One protocol per UDP port: Twisted binds a protocol to one transport.
+                udp = DnsUdp(self.handler, self.metrics, self.store)
+                udp.rrl = self._udp[0].rrl if self._udp else None  # the shared limiter
+                opened.append(listen_udp(reactor, ep.port, udp, ep.host))
+                opened.append(reactor.listenTCP(ep.port, self._tcp, interface=ep.host, backlog=128))
+            elif kind == "http":
+                opened.append(reactor.listenTCP(ep.port, self._site, interface=ep.host))
+            else:
+                opened.append(reactor.listenSSL(ep.port, self._site, self._tls, interface=ep.host))
+        except Exception:
+            for port in opened:
+                port.stopListening()
+            raise
+        self.listening[(kind, ep.host, ep.port)] = opened
+        if kind == "dns":
+            self._udp.append(udp)
+            self._udp_of[(kind, ep.host, ep.port)] = udp
+
+    def _unlisten(self, key: tuple[str, str, int]) -> None:
+        for port in self.listening.pop(key):
+            port.stopListening()
+        udp = self._udp_of.pop(key, None)
+        if udp is not None:
+            self._udp.remove(udp)
+
     def start(self) -> None:
         reactor = self.reactor
-        tcp = DnsTcpFactory(self.handler, self.metrics)
-        for ep in self.config.dns:
-            # One protocol per UDP port: Twisted binds a protocol to one transport.
-            udp = DnsUdp(self.handler, self.metrics, self.store)
-            self._udp.append(udp)
-            self.ports.append(listen_udp(reactor, ep.port, udp, ep.host))
-            self.ports.append(reactor.listenTCP(ep.port, tcp, interface=ep.host, backlog=128))
-        self._configure_rrl(self.config)
+        self._tcp = DnsTcpFactory(self.handler, self.metrics)
         root = make_root(self.health_problem, self.registry)
         add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
         add_api_resources(
@@ -146,19 +183,20 @@ class Server:
             lambda: self.config,
             lambda status: self.metrics.updates.labels("api", status).inc(),
         )
-        site = LimitedSite(
+        self._site = LimitedSite(
             root,
             lambda: self.config.http_limits,
             lambda: self.config.trusted_proxies,
             requestFactory=DdnsRequest,
         )
-        site.displayTracebacks = False
-        for ep in self.config.http:
-            self.ports.append(reactor.listenTCP(ep.port, site, interface=ep.host))
+        self._site.displayTracebacks = False
         if self.config.https:
-            tls = context_factory(self.config)  # TLS 1.2+; self-signed when no cert_file
-            for ep in self.config.https:
-                self.ports.append(reactor.listenSSL(ep.port, site, tls, interface=ep.host))
+            # TLS 1.2+; self-signed when no cert_file
+            self._tls = ReloadableContextFactory(context_factory(self.config))
+        for kind, endpoints in _endpoints(self.config):
+            for ep in endpoints:
+                self._listen(kind, ep)
+        self._configure_rrl(self.config)
         self._poller.start(POLL_INTERVAL, now=False)
         self._prober.start(PROBE_INTERVAL, now=False)
         self.mirrors.configure(_mirror_specs(self.config))
@@ -178,12 +216,11 @@ class Server:
             self._prober.stop()
         self.notifier.stop()
         self.mirrors.stop()
-        for port in self.ports:
-            port.stopListening()
-        self.ports = []
+        for key in list(self.listening):
+            self._unlisten(key)
         self.journal.close()
 
-    def _configure_rrl(self, config: config_mod.Config) -> None:
+    def _configure_rrl(self, config: model.Config) -> None:
         """Response rate limiting on every UDP listener, or off (no `rate_limit:`).
 
         A reload with unchanged settings keeps the limiter and its state.
@@ -247,24 +284,14 @@ class Server:
     def _wake_mirrors(self, zone: ZoneData, version: Version | None) -> None:
         self.mirrors.wake(zone_key(zone.origin))
 
-    def _on_version(self, zone: ZoneData, version: Version | None) -> None:
-        if version is not None:
-            log.info(
-                "zone %s serial %d by %s from %s via %s (-%d +%d)",
-                zone.origin,
-                version.serial,
-                version.who,
-                version.source,
-                version.channel,
-                version.removed,
-                version.added,
-            )
-
     def reload(self, config: model.Config) -> None:
-        """SIGHUP: take new keys, users, policies and zones; listeners stay.
+        """SIGHUP: take new keys, users, policies, zones, listen addresses and TLS files.
 
         New zones are opened (and their files parsed) first: if that fails,
         the ConfigError propagates and nothing of the new config is taken.
+        What cannot change without a restart is logged with the reason, and
+        the closing line says it was not applied (like `rndc reconfig`, which
+        logs what it could not do rather than claiming success).
         """
         new_zones = [
             z.name.to_text().lower() for z in config.zones if self.store.zone_for(z.name) is None
@@ -273,6 +300,22 @@ class Server:
             check_history(self.journal, new_zones)
         except UserError as e:
             raise ConfigError([str(e)]) from None
+        not_applied = restart_needed(self.config, config)
+        for setting, why in not_applied:
+            log.warning("reload: %s changed but needs a restart: %s", setting, why)
+        if not_applied:  # keep serving with the settings in effect
+            config = dataclasses.replace(
+                config, **{name: getattr(self.config, name) for name, _ in not_applied}
+            )
+        tls_options = None
+        if config.https:
+            try:  # read again even when the paths are the same: an ACME client renewed them
+                tls_options = context_factory(config)
+            except UserError as e:
+                log.error("reload: tls: %s; keeping the previous certificate", e)
+                not_applied.append(("tls", str(e)))
+                if self._tls is None:
+                    config = dataclasses.replace(config, https=())
         opened = []
         for zone in config.zones:
             if self.store.zone_for(zone.name) is None:
@@ -312,7 +355,68 @@ class Server:
             self.notifier.notify(data)
         # A changed mirror (or its key's secret) restarts; stopped ones try again.
         self.mirrors.configure(_mirror_specs(config), reset=True)
-        log.info("configuration reloaded from %s", config.path)
+        if tls_options is not None:
+            if self._tls is None:
+                self._tls = ReloadableContextFactory(tls_options)
+            else:
+                self._tls.options = tls_options
+            log.info("tls: certificate %s", describe_certificate(config))
+        not_applied += self._apply_listen(config)
+        if config.log != self._log_settings:
+            configure_logs(config.log.format, config.log.level, sys.stderr)
+            self._log_settings = config.log
+        if not_applied:
+            log.warning(
+                "configuration reloaded from %s, except: %s",
+                config.path,
+                ", ".join(setting for setting, _ in not_applied),
+            )
+        else:
+            log.info("configuration reloaded from %s", config.path)
+
+    def _apply_listen(self, config: model.Config) -> list[tuple[str, str]]:
+        """Close the listen addresses no longer configured, open the new ones."""
+        wanted = {(kind, ep.host, ep.port): ep for kind, eps in _endpoints(config) for ep in eps}
+        for key in [key for key in self.listening if key not in wanted]:
+            self._unlisten(key)
+            log.info("listen.%s: closed %s", key[0], _address(key[1], key[2]))
+        failed = []
+        for key, ep in wanted.items():
+            if key in self.listening:
+                continue
+            try:
+                self._listen(key[0], ep)
+            except Exception as e:  # noqa: BLE001 - in use, not an address of ours
+                log.error("listen.%s: cannot listen on %s: %s", key[0], _address(*key[1:]), e)
+                failed.append((f"listen.{key[0]} {_address(*key[1:])}", str(e)))
+            else:
+                log.info("listen.%s: listening on %s", key[0], _address(*key[1:]))
+        return failed
+
+
+# Settings a running server cannot take over, and why (SIGHUP logs them).
+RESTART_ONLY = {
+    "data_dir": "the journal stays open in the old data_dir",
+}
+
+
+def restart_needed(old: model.Config, new: model.Config) -> list[tuple[str, str]]:
+    """(setting, why) for each changed setting that only a restart applies."""
+    return [
+        (name, why)
+        for name, why in RESTART_ONLY.items()
+        if getattr(old, name) != getattr(new, name)
+    ]
+
+
+def _endpoints(
+    config: model.Config,
+) -> list[tuple[str, tuple[model.Endpoint, ...]]]:
+    return [("dns", config.dns), ("http", config.http), ("https", config.https)]
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _mirror_specs(config: model.Config) -> list[MirrorSpec]:
@@ -330,11 +434,7 @@ def run(config: model.Config) -> int:
     """`ddns-server serve`: run in the foreground until SIGTERM/SIGINT."""
     from twisted.internet import reactor
 
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logs(config.log.format, config.log.level, sys.stderr)
     twisted_log.PythonLoggingObserver("twisted").start()
     # Loading a large zone makes hundreds of thousands of objects, none in a
     # cycle: the collector would only walk them again and again. Afterwards
@@ -359,6 +459,8 @@ def run(config: model.Config) -> int:
             except ConfigError as e:
                 for problem in e.problems:
                     log.error("reload refused: %s", problem)
+            except DdnsError as e:
+                log.error("reload refused: %s", e)
 
         reactor.callFromThread(do_reload)  # type: ignore[attr-defined]
 

@@ -187,6 +187,36 @@ def context_factory(config: model.Config) -> ssl.CertificateOptions:
     )
 
 
+class ReloadableContextFactory:
+    """The https listeners' context factory; SIGHUP swaps in new options.
+
+    Twisted asks the factory for a context on every new connection
+    (`_ContextFactoryToConnectionFactory`), so the next handshake after a
+    swap presents the new certificate; open connections keep theirs.
+    """
+
+    def __init__(self, options: ssl.CertificateOptions) -> None:
+        self.options = options
+
+    def getContext(self) -> Any:  # noqa: N802 - Twisted's IOpenSSLContextFactory
+        return self.options.getContext()
+
+
+def describe_certificate(config: model.Config) -> str:
+    """ "CN=..., valid until ..." of the certificate the https listeners present."""
+    tls = config.tls
+    if tls.cert_file is None or tls.key_file is None:
+        path = self_signed_paths(config.data_dir)[0]
+    else:
+        path = tls.cert_file
+    try:
+        cert = _certificates(path, "tls.cert_file")[0]
+    except UserError as e:
+        return str(e)
+    until = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{path}: {cert.subject.rfc4514_string()}, valid until {until}"
+
+
 def peer_common_name(transport: object) -> str | None:
     """The subject CN of the client's (verified) certificate, if it sent one."""
     if not ISSLTransport.providedBy(transport):

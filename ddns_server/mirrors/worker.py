@@ -51,7 +51,7 @@ class MirrorWorker(threading.Thread):
         self.wakeup.set()
 
     def run(self) -> None:
-        journal = Journal(self.journal_path, second=True)  # the server opened it first
+        journal = Journal(self.journal_path)
         try:
             self._run(journal)
         except Exception:

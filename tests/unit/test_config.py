@@ -283,7 +283,7 @@ def test_every_problem_is_reported_in_line_order(site: Path) -> None:
         f"{conf}:3: zones[0].dyndns_ttl: -1 is out of range (expected 0..2147483647)",
         f"{conf}:4: datadir: unknown key (expected one of data_dir, listen, trusted_proxies, "
         "tls, dyndns, keys, users, zones, update_limits, tsig_max_fudge, http, rate_limit, "
-        "mirrors)",
+        "mirrors, log)",
         f"{conf}:7: keys[0].secret: secret is not valid base64",
     ]
 
@@ -354,7 +354,7 @@ def test_wrong_types(site: Path) -> None:
     ("address", "reason"),
     [
         ("127.0.0.1", "missing port"),
-        ("localhost:53", "'localhost' is not an IP address"),
+        ("localhost:53", "a host name is not allowed, give an IP address"),
         ("::1:53", "missing port (write IPv6 addresses in brackets, e.g. [::1]:53)"),
         ("::1:http", "write IPv6 addresses in brackets, e.g. [::1]:53"),
         ("[::1]", "missing port"),
@@ -364,7 +364,10 @@ def test_wrong_types(site: Path) -> None:
         ("127.0.0.1:0", "bad port '0' (expected 1-65535)"),
         ("127.0.0.1:65536", "bad port '65536' (expected 1-65535)"),
         ("127.0.0.1:http", "bad port 'http' (expected 1-65535)"),
-        ("256.0.0.1:53", "'256.0.0.1' is not an IP address"),
+        (
+            "256.0.0.1:53",
+            "'256.0.0.1' is not an IP address: Octet 256 (> 255) not permitted in '256.0.0.1'",
+        ),
     ],
 )
 def test_listen_address_errors(site: Path, address: str, reason: str) -> None:
@@ -388,7 +391,13 @@ def test_listen_ports_at_the_bounds(site: Path) -> None:
 
 def test_trusted_proxies_invalid(site: Path) -> None:
     text = 'trusted_proxies: ["127.0.0.1/32", "10.0.0.0/40"]\n'
-    expect(site, text, "trusted", "trusted_proxies[1]", "invalid network '10.0.0.0/40'")
+    expect(
+        site,
+        text,
+        "trusted",
+        "trusted_proxies[1]",
+        "invalid network '10.0.0.0/40': the prefix length 40 is over 32 for IPv4",
+    )
 
 
 def test_tls_missing_file_and_half_pair(site: Path) -> None:
@@ -744,13 +753,14 @@ def test_zone_file_apex_records(site: Path) -> None:
         "zones[0].file",
         f"{shown}: no SOA record at the zone apex 'dyn.example.test'",
     )
-    # A file written for another origin has no SOA at this zone's apex.
+    # A file written for another origin: the message names both.
     expect(
         site,
         BASE.replace("name: dyn.example.test", "name: other.example.test"),
         "file:",
         "zones[0].file",
-        f"{shown}: no SOA record at the zone apex 'other.example.test'",
+        f"{shown}: the file is for zone dyn.example.test. (its $ORIGIN/SOA owner), not"
+        " other.example.test.: give the file of other.example.test. or fix its $ORIGIN",
     )
 
 
@@ -780,7 +790,8 @@ def test_notify(site: Path) -> None:
         BASE + '    notify: ["ns2.example.test"]\n',
         "notify",
         "zones[0].notify[0]",
-        "invalid address 'ns2.example.test': missing port (expected IP, IP:PORT or "
+        "invalid address 'ns2.example.test': a host name is not allowed, give an IP address"
+        " (expected IP, IP:PORT or "
         "[IPv6]:PORT; the port defaults to 53)",
     )
 
@@ -798,7 +809,8 @@ def test_allow_transfer(site: Path) -> None:
         BASE + '    allow_transfer: ["10.0.0.0/33"]\n',
         "allow_transfer",
         "zones[0].allow_transfer[0]",
-        "invalid entry '10.0.0.0/33' (expected a network or key:NAME)",
+        "invalid entry '10.0.0.0/33': the prefix length 33 is over 32 for IPv4"
+        " (expected a network or key:NAME)",
     )
 
 
