@@ -20,8 +20,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
+from ddns_server import cli_mirrors, model
 from ddns_server import config as config_mod
-from ddns_server import model
 from ddns_server.api.tokens import TokenStore
 from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, Version
@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     p = with_config(token.add_parser("revoke", help="revoke an API token at once"))
     p.add_argument("name")
     p.set_defaults(func=cmd_token_revoke)
+    cli_mirrors.add_parsers(sub, with_config)
     p = with_config(sub.add_parser("backup", help="a consistent copy of the journal"))
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_backup)
@@ -366,15 +367,29 @@ def cmd_journal_log(args: argparse.Namespace) -> int:
     offline = _Offline(args)
     zone = offline.open(args.zone, seed_from_file=False)
     versions = offline.journal.versions(zone_key(zone.origin), args.limit)
+    # which mirrors' providers have confirmed each version (an audit trail upstream)
+    having = cli_mirrors.mirrors_having(
+        offline.journal, offline.config.mirrors, zone_key(zone.origin), versions
+    )
     if args.json:
-        print(json.dumps([_version_dict(v) for v in versions], indent=2))
+        # "mirrors" only for a mirrored zone: the other entries keep their keys
+        rows = [
+            {**_version_dict(v), **({"mirrors": h} if h else {})}
+            for v, h in zip(versions, having, strict=True)
+        ]
+        print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'SERIAL':>10}  {'TIME (UTC)':<20}  {'WHO':<16} {'SOURCE':<24} {'CHANNEL':<9} CHANGES")
-    for v in versions:
+    mirrors = " MIRRORS" if any(having) else ""
+    print(
+        f"{'SERIAL':>10}  {'TIME (UTC)':<20}  {'WHO':<16} {'SOURCE':<24} {'CHANNEL':<9} CHANGES"
+        + mirrors
+    )
+    for v, h in zip(versions, having, strict=True):
         d = _version_dict(v)
+        delivered = " " + (",".join(name for name, ok in h.items() if ok) or "-") if h else ""
         print(
             f"{v.serial:>10}  {d['time']:<20}  {v.who:<16} {v.source:<24} {v.channel:<9}"
-            f" -{v.removed} +{v.added}"
+            f" -{v.removed} +{v.added}{delivered}"
         )
     return 0
 

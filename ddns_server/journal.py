@@ -36,7 +36,7 @@ from pathlib import Path
 from ddns_server.errors import UserError
 from ddns_server.zonedata import Changeset, Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: mirror_cursors, mirror_owned (upstream mirrors)
 
 # Bring the records snapshot forward after this many versions, or this many
 # changed records, whichever comes first (a start-up replays at most that).
@@ -61,13 +61,24 @@ _SCHEMA = [
         version_id INTEGER NOT NULL, op INTEGER NOT NULL, owner BLOB NOT NULL,
         rdtype INTEGER NOT NULL, ttl INTEGER NOT NULL, rdata BLOB NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS changes_by_version ON changes (version_id)""",
+    # Upstream mirrors (mirrors/state.py): each one's durable cursor and status ...
+    """CREATE TABLE IF NOT EXISTS mirror_cursors (
+        name TEXT PRIMARY KEY, zone TEXT NOT NULL, version_id INTEGER NOT NULL DEFAULT 0,
+        serial INTEGER, last_success REAL, last_resync REAL, error_time REAL,
+        error_class TEXT, error_message TEXT, next_retry REAL,
+        attempts INTEGER NOT NULL DEFAULT 0, stopped INTEGER NOT NULL DEFAULT 0,
+        conflicts TEXT NOT NULL DEFAULT '[]')""",
+    # ... and the RRsets it wrote at the provider (ownership: adopt/conflict).
+    """CREATE TABLE IF NOT EXISTS mirror_owned (
+        mirror TEXT NOT NULL, name TEXT NOT NULL, rdtype TEXT NOT NULL,
+        ttl INTEGER NOT NULL, rdata TEXT NOT NULL,
+        PRIMARY KEY (mirror, name, rdtype)) WITHOUT ROWID""",
 ]
 
 
 # The write probe's size: about what a typical update's commit writes.
 PROBE_BYTES = 16384
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 # How to proceed, for every refusal to open a journal (docs/operations.md).
 _HOW = (
@@ -100,17 +111,22 @@ def _open_file(path: Path) -> bool:
         return True
     if path.is_dir():
         raise JournalUnusable(f"journal {path} is a folder, not a file")
+    # The file is never opened here: SQLite's locks are POSIX locks, which a
+    # process loses on *every* descriptor of the file when it closes any one
+    # of them. Opening and closing the journal in a server that already has it
+    # open would drop the server's locks, letting another process checkpoint
+    # the WAL under it. SQLite itself checks the header (the first PRAGMA on a
+    # foreign file fails: "file is not a database").
     try:
-        with path.open("rb") as f:
-            head = f.read(len(_SQLITE_HEADER))
+        size = path.stat().st_size
     except OSError as e:
         raise JournalUnusable(f"journal {path} cannot be read ({e.strerror}); {_HOW}") from None
-    if not head:
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise JournalUnusable(f"journal {path} cannot be read (permission denied); {_HOW}")
+    if size == 0:
         raise JournalUnusable(
             f"journal {path} exists but is empty (0 bytes); refusing to seed zones over it: {_HOW}"
         )
-    if head != _SQLITE_HEADER:
-        raise JournalUnusable(f"journal {path} is not an SQLite database (corrupt?); {_HOW}")
     return False
 
 
@@ -184,6 +200,11 @@ class Journal:
             self._migrate()
         except sqlite3.DatabaseError as e:
             conn.close()
+            if "not a database" in str(e):
+                raise JournalUnusable(
+                    f"journal {path} is not an SQLite database, or it is unreadable or "
+                    f"corrupt ({e}); {_HOW}"
+                ) from None
             raise JournalUnusable(
                 f"journal {path} is unreadable or corrupt ({e}); {_HOW}"
             ) from None
@@ -263,6 +284,11 @@ class Journal:
                 raise UserError(
                     f"{self.path}: journal schema {row[0]} is newer than this ddns-server"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:  # the new tables were created above
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
 
     # -- zones ----------------------------------------------------------------
 
@@ -310,6 +336,28 @@ class Journal:
         net = net_changes(pending)
         removed = set(net.removed)
         return itertools.chain((r for r in snapshot if r not in removed), net.added)
+
+    def load_keys(self, zone: str, keys: Iterable[tuple[bytes, int]]) -> list[Record]:
+        """The current records of some (owner, type) pairs only (mirrors push a few
+        RRsets of what may be a big zone). Owners as the changes spell them;
+        compared case-insensitively."""
+        zone_id = self.zone_id(zone)
+        if zone_id is None:
+            return []
+        wanted = {(owner.lower(), rdtype) for owner, rdtype in keys}
+        found: set[Record] = set()
+        for owner, rdtype in set(keys):
+            found.update(
+                self.conn.execute(
+                    "SELECT owner, rdtype, ttl, rdata FROM records"
+                    " WHERE zone_id = ? AND owner = ? AND rdtype = ?",
+                    (zone_id, owner, rdtype),
+                )
+            )
+        for cs in self._changesets_since_snapshot(zone_id):
+            found.difference_update(cs.removed)
+            found.update(r for r in cs.added if (r[0].lower(), r[1]) in wanted)
+        return [r for r in found if (r[0].lower(), r[1]) in wanted]
 
     def _snapshot_id(self, zone_id: int) -> int:
         """The version the records snapshot reflects (journals of before the

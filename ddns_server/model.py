@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dns.name
 
+from ddns_server.mirrors.spec import MirrorSpec
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -200,6 +202,7 @@ class Config:
     tsig_max_fudge: int = TSIG_MAX_FUDGE
     http_limits: HttpLimits = field(default_factory=HttpLimits)
     rate_limit: RateLimit | None = None  # response rate limiting; None: off
+    mirrors: tuple[MirrorSpec, ...] = ()
     log: Log = field(default_factory=Log)
 
     @property

@@ -31,6 +31,7 @@ import yaml
 from ddns_server.config.keys import read_keys
 from ddns_server.config.limits import read_http, read_rate_limit
 from ddns_server.config.log import read_log
+from ddns_server.config.mirrors import read_mirrors
 from ddns_server.config.reader import NULL, Reader, compose_file
 from ddns_server.config.server import (
     read_data_dir,
@@ -112,6 +113,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("tsig_max_fudge", read_tsig_max_fudge),
     Section("http", read_http, fields=lambda limits: {"http_limits": limits}),
     Section("rate_limit", read_rate_limit, keep_null=True),
+    Section("mirrors", read_mirrors, needs=("keys", "zones")),
     Section("log", read_log),
 )
 

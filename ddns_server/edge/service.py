@@ -30,17 +30,22 @@ from ddns_server.edge.notify import Notifier
 from ddns_server.edge.probes import HealthService
 from ddns_server.edge.tls import ReloadableContextFactory, context_factory, describe_certificate
 from ddns_server.errors import ConfigError, DdnsError, UserError
-from ddns_server.journal import Journal, check_history, loose_modes
+from ddns_server.journal import Journal, Version, check_history, loose_modes
 from ddns_server.keys import keyring
 from ddns_server.logs import audit
 from ddns_server.logs import configure as configure_logs
 from ddns_server.metrics import Metrics
+from ddns_server.mirrors import registry as mirror_registry
+from ddns_server.mirrors.base import ProviderError
+from ddns_server.mirrors.metrics import MirrorCollector
+from ddns_server.mirrors.spec import MirrorSpec
+from ddns_server.mirrors.worker import Supervisor
 from ddns_server.query import QueryEngine
 from ddns_server.rrl import RateLimiter, RrlCounters
-from ddns_server.store import Store, ZoneLimits, records_from_file
+from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
-from ddns_server.zonedata import name_to_wire
+from ddns_server.zonedata import ZoneData, name_to_wire
 
 log = logging.getLogger("ddns_server")
 
@@ -127,6 +132,10 @@ class Server:
         self.failover = HealthService(reactor, self.store, config, self.registry)
         self.dyndns.owned = self.failover.checker.owns
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
+        # Mirrors: one worker thread each; the listener only wakes them.
+        self.mirrors = Supervisor(config.journal_path)
+        self.store.add_listener(self._wake_mirrors)
+        self.registry.register(MirrorCollector(lambda: self.journal, self.mirrors.mirrors))
         self._poller = task.LoopingCall(self._poll)
         self._prober = task.LoopingCall(self._probe)
 
@@ -195,6 +204,7 @@ class Server:
         self._poller.start(POLL_INTERVAL, now=False)
         self._prober.start(PROBE_INTERVAL, now=False)
         self.failover.start()
+        self.mirrors.configure(_mirror_specs(self.config))
         for zone in self.store.zones.values():
             log.info(
                 "serving zone %s serial %d (%d records)",
@@ -211,6 +221,7 @@ class Server:
             self._prober.stop()
         self.notifier.stop()
         self.failover.stop()
+        self.mirrors.stop()
         for key in list(self.listening):
             self._unlisten(key)
         self.journal.close()
@@ -275,6 +286,9 @@ class Server:
             self.store.poll()
         except Exception:
             log.exception("reading the journal failed")
+
+    def _wake_mirrors(self, zone: ZoneData, version: Version | None) -> None:
+        self.mirrors.wake(zone_key(zone.origin))
 
     def reload(self, config: model.Config) -> None:
         """SIGHUP: take new keys, users, policies, zones, listen addresses and TLS files.
@@ -345,6 +359,8 @@ class Server:
                 data.record_count,
             )
             self.notifier.notify(data)
+        # A changed mirror (or its key's secret) restarts; stopped ones try again.
+        self.mirrors.configure(_mirror_specs(config), reset=True)
         if tls_options is not None:
             if self._tls is None:
                 self._tls = ReloadableContextFactory(tls_options)
@@ -408,6 +424,17 @@ def _endpoints(
 
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _mirror_specs(config: model.Config) -> list[MirrorSpec]:
+    """The mirrors with their rfc2136 key resolved (a new secret restarts the mirror)."""
+    out = []
+    for spec in config.mirrors:
+        try:
+            out.append(mirror_registry.with_keys(spec, config.keys))
+        except ProviderError:
+            out.append(spec)  # its worker reports the problem as a permanent error
+    return out
 
 
 def run(config: model.Config) -> int:

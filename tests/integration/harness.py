@@ -649,7 +649,7 @@ class ServerProcess:
         if args and args[0] in ("keygen", "passwd"):  # these take no config
             argv = list(args)
         else:
-            words = 2 if args and args[0] in ("zone", "journal", "token") else 1
+            words = 2 if args and args[0] in ("zone", "journal", "token", "mirror") else 1
             argv = [*args[:words], "-c", str(self.config_path), *args[words:]]
         env = dict(os.environ)
         env.pop("DDNS_CONFIG", None)

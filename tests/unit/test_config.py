@@ -282,7 +282,8 @@ def test_every_problem_is_reported_in_line_order(site: Path) -> None:
     assert problems(site, text) == [
         f"{conf}:3: zones[0].dyndns_ttl: -1 is out of range (expected 0..2147483647)",
         f"{conf}:4: datadir: unknown key (expected one of data_dir, listen, trusted_proxies, "
-        "tls, dyndns, keys, users, zones, update_limits, tsig_max_fudge, http, rate_limit, log)",
+        "tls, dyndns, keys, users, zones, update_limits, tsig_max_fudge, http, rate_limit, "
+        "mirrors, log)",
         f"{conf}:7: keys[0].secret: secret is not valid base64",
     ]
 

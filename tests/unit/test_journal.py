@@ -75,9 +75,28 @@ def test_schema_and_wal(tmp_path: Path, journal: Journal) -> None:
     assert mode.lower() == "wal"
     tables = {row[0] for row in journal.conn.execute("SELECT name FROM sqlite_master")}
     assert {"meta", "zones", "records", "versions", "changes"} <= tables
+    assert {"mirror_cursors", "mirror_owned"} <= tables
     assert journal.conn.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'"
-    ).fetchone() == ("1",)
+    ).fetchone() == ("2",)
+
+
+def test_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    Journal(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE mirror_cursors")
+    conn.execute("DROP TABLE mirror_owned")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    journal = Journal(path)
+    tables = {row[0] for row in journal.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"mirror_cursors", "mirror_owned"} <= tables
+    assert journal.conn.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'"
+    ).fetchone() == ("2",)
+    journal.close()
 
 
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -360,3 +379,33 @@ def test_history_check(journal: Journal) -> None:
         "has history for dyn.example.test but none for configured zone other.example.test" in text
     )
     assert "ddns-server zone import other.example.test FILE" in text
+
+
+def test_opening_a_journal_again_never_touches_its_file_from_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's locks are POSIX locks: closing ANY descriptor of the file drops
+    all of this process's locks on it. A second Journal in the server (mirror
+    workers, API) must not open and close the file itself, or another process
+    could checkpoint the WAL under the running server."""
+    import builtins
+    import os as os_mod
+
+    path = tmp_path / "journal.sqlite3"
+    first = Journal(path)
+    real_open, real_os_open = builtins.open, os_mod.open
+
+    def guarded_open(file: object, *args: object, **kwargs: object) -> object:
+        assert str(file) != str(path), "the journal file was opened from Python"
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    def guarded_os_open(file: object, *args: object, **kwargs: object) -> int:
+        assert str(file) != str(path), "the journal file was opened from Python"
+        return real_os_open(file, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os_mod, "open", guarded_os_open)
+    second = Journal(path)
+    assert not second.created
+    second.close()
+    first.close()
