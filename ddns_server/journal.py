@@ -101,6 +101,10 @@ def _open_file(path: Path) -> bool:
     -wal and -shm take the file's mode): it holds the zone history, user
     names and client addresses.
     """
+    if path.is_symlink() and not path.exists():
+        # A dangling link: creating through it (or refusing with EEXIST, as
+        # O_EXCL does on a link) is never what the operator meant.
+        raise JournalUnusable(f"journal {path} is a symbolic link to a missing file; {_HOW}")
     if not path.exists():
         if not path.parent.exists():
             path.parent.mkdir(parents=True, mode=0o700)
