@@ -336,9 +336,40 @@ def _zone_name(text: str) -> dns.name.Name:
 
 
 def cmd_zone_export(args: argparse.Namespace) -> int:
-    offline = _Offline(args)
-    zone = offline.open(args.zone)
-    sys.stdout.write(master_file(zone.origin, zone.records()))
+    """Print the zone's current version; read-only, it never writes the journal.
+
+    A zone with no journaled version yet prints its seed file's content (and
+    says so on stderr) without seeding it: a seed written here would give one
+    zone history before `serve`, which then refuses to seed the others.
+    """
+    config = _config(args)
+    origin = _zone_name(args.zone)
+    path = config.journal_path
+    if path.exists() or path.is_symlink():  # never create a journal just to read it
+        journal = Journal(path)
+        try:
+            key = zone_key(origin)
+            if journal.has_zone(key):
+                with journal.reading():
+                    zone = ZoneData.from_records(origin, journal.load(key))
+                sys.stdout.write(master_file(origin, zone.records()))
+                return 0
+        finally:
+            journal.close()
+    elif path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"data_dir {path.parent} is not a folder")
+    zc = next((z for z in config.zones if z.name == origin), None)
+    if zc is None:
+        raise UserError(f"unknown zone {origin.to_text()}: not in the config or the journal")
+    if zc.file is None:
+        raise UserError(f"zone {origin.to_text()}: no version journaled yet and no file")
+    records = records_from_file(zc.file, origin)
+    print(
+        f"zone {origin.to_text()}: no version journaled yet; printing its file {zc.file}"
+        " (nothing written)",
+        file=sys.stderr,
+    )
+    sys.stdout.write(master_file(origin, ZoneData.from_records(origin, records).records()))
     return 0
 
 

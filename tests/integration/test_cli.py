@@ -389,14 +389,30 @@ def test_cli_without_a_journal(tmp_path: Path) -> None:
     assert ZONE in line
 
 
-def test_zone_export_seeds_a_never_served_zone(tmp_path: Path) -> None:
+def test_zone_export_of_a_never_served_zone_writes_nothing(tmp_path: Path) -> None:
+    """Export is read-only (issue 14: no path replaces journaled content
+    without an explicit command): a never-served zone prints its seed file,
+    says so, and neither creates nor seeds the journal."""
     path = write_config(tmp_path, GOOD)
+    journal = tmp_path / "var" / "journal.sqlite3"
     proc = cli("zone", "export", "-c", str(path), ZONE)
     assert proc.returncode == 0, proc.stderr
     assert zone_records(proc.stdout) == zone_records((DATA / "example.zone").read_text())
-    # the export seeded the journal, which a later `serve` continues from
-    log = json.loads(cli("journal", "log", "-c", str(path), ZONE, "--json").stdout)
-    assert [(e["serial"], e["channel"]) for e in log] == [(SERIAL, "seed")]
+    assert proc.stderr.strip() == (
+        f"zone {ZONE}.: no version journaled yet; printing its file"
+        f" {tmp_path / 'example.zone'} (nothing written)"
+    )
+    assert not journal.exists()
+    # with a journal that exists (another zone's history or none): still no seed
+    assert cli("journal", "log", "-c", str(path), ZONE).returncode == 1  # creates it
+    assert journal.exists()
+    before = journal.read_bytes()
+    proc = cli("zone", "export", "-c", str(path), ZONE)
+    assert proc.returncode == 0, proc.stderr
+    assert zone_records(proc.stdout) == zone_records((DATA / "example.zone").read_text())
+    (line,) = assert_user_error(cli("journal", "log", "-c", str(path), ZONE))
+    assert "no version journaled yet" in line
+    assert journal.read_bytes() == before
 
 
 def test_zone_import_before_the_first_serve(tmp_path: Path) -> None:
