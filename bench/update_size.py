@@ -36,6 +36,7 @@ import dns.name
 import dns.rcode
 import dns.tsig
 import dns.update
+import dns.zone
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,7 +47,7 @@ from ddns_server.journal import Journal  # noqa: E402
 from ddns_server.limits import UpdateLimits  # noqa: E402
 from ddns_server.model import PolicyRule  # noqa: E402
 from ddns_server.query import QueryEngine  # noqa: E402
-from ddns_server.store import Store, records_from_text  # noqa: E402
+from ddns_server.store import Store, records_from_zone  # noqa: E402
 from ddns_server.update_handler import UpdateProcessor  # noqa: E402
 
 ORIGIN = dns.name.from_text("bench.test")
@@ -85,7 +86,9 @@ def measure(
 ) -> tuple[list[float], list[float], str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Journal(Path(tmp) / "journal.sqlite3"))
-        store.open_zone(ORIGIN, records_from_text(ZONE, ORIGIN, "bench"))
+        store.open_zone(
+            ORIGIN, records_from_zone(dns.zone.from_text(ZONE, ORIGIN, relativize=False))
+        )
         zone_config = model.Zone(ORIGIN, None, (PolicyRule(KEY.name, "zonesub", None, None),))
         handler = DnsHandler(QueryEngine(store.zones), {KEY.name: KEY})
         handler.updates = UpdateProcessor(store, [zone_config], limits=limits)

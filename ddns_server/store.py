@@ -98,11 +98,6 @@ def records_from_file(path: Path, origin: dns.name.Name) -> list[Record]:
         raise ConfigError([f"{shown}: cannot read: {e.strerror or e}"]) from None
 
 
-def records_from_text(text: str, origin: dns.name.Name, filename: str) -> list[Record]:
-    zone = dns.zone.from_text(text, origin, relativize=False, check_origin=True, filename=filename)
-    return records_from_zone(zone)
-
-
 def records_from_zone(zone: dns.zone.Zone) -> list[Record]:
     out: list[Record] = []
     for name, rdataset in zone.iterate_rdatasets():

@@ -2,7 +2,7 @@
 
 Twisted and prometheus-client call these methods and read these attributes
 themselves. The mirrors' provider interface (mirrors/base.py) is for the
-providers being written; records_from_text is the tests' way to build zones.
+providers being written.
 Add a name here only after checking it really is used.
 """
 
@@ -26,8 +26,6 @@ _.render_GET  # unused method (ddns_server/edge/http.py:39)
 _.datagramReceived  # unused method (ddns_server/edge/notify.py:67)
 _.displayTracebacks  # unused attribute (ddns_server/edge/service.py:103)
 _.collect  # unused method (ddns_server/metrics.py:71)
-records_from_text  # unused function (ddns_server/store.py:75)
-_.boolean  # Reader helper for the coming sections (dyndns.allow_private_addresses) (ddns_server/config/reader.py)
 # Mirror provider modules: read by the config reader and the engine by name
 # (module.EXTRA/LIBRARY/OPTIONS/PASSTHROUGH, the provider class), see mirrors/options.py
 EXTRA  # pip extra of a provider module (ddns_server/mirrors/*.py)

@@ -40,13 +40,14 @@ import dns.rdtypes.ANY.TSIG
 import dns.rrset
 import dns.tsig
 import dns.update
+from zonetext import records_from_text
 
 from ddns_server import model
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.journal import Journal
 from ddns_server.model import PolicyRule
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine
-from ddns_server.store import Store, records_from_text
+from ddns_server.store import Store
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
 from ddns_server.zonedata import ZoneData

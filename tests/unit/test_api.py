@@ -11,6 +11,7 @@ from pathlib import Path
 import dns.name
 import dns.rdatatype
 import pytest
+from zonetext import records_from_text
 
 from ddns_server import model
 from ddns_server.api import cloudflare, v1
@@ -30,7 +31,7 @@ from ddns_server.api.service import ApiContext, ApiRequest, json_body
 from ddns_server.api.tokens import NamePattern, Token, TokenStore
 from ddns_server.errors import UserError
 from ddns_server.journal import Journal
-from ddns_server.store import Store, records_from_text
+from ddns_server.store import Store
 from ddns_server.zonedata import ZoneData, name_to_wire
 
 ORIGIN = dns.name.from_text("dyn.example.test.")

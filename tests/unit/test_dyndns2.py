@@ -22,6 +22,7 @@ import dns.name
 import dns.rdatatype
 import pytest
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from zonetext import records_from_text
 
 from ddns_server import config as config_mod
 from ddns_server.dyndns2 import (
@@ -40,7 +41,7 @@ from ddns_server.dyndns2 import (
 )
 from ddns_server.journal import Journal
 from ddns_server.passwords import verify_password
-from ddns_server.store import Store, records_from_text, zone_key
+from ddns_server.store import Store, zone_key
 from ddns_server.zonedata import Changeset, Record, ZoneData
 
 ZONE = "dyn.example.test"

@@ -25,10 +25,11 @@ import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import pytest
+from zonetext import records_from_text
 
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.query import EDNS_PAYLOAD, MAX_CHAIN, QueryEngine
-from ddns_server.store import records_from_file, records_from_text
+from ddns_server.store import records_from_file
 from ddns_server.zonedata import ZoneData
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -26,6 +26,7 @@ import dns.tsig
 import dns.update
 import dns.wire
 import pytest
+from zonetext import records_from_text
 
 from ddns_server import config
 from ddns_server.config import PolicyRule
@@ -33,7 +34,7 @@ from ddns_server.dnsmsg import DnsHandler
 from ddns_server.errors import DnsError
 from ddns_server.journal import Journal
 from ddns_server.query import QueryEngine
-from ddns_server.store import Store, records_from_text
+from ddns_server.store import Store
 from ddns_server.update import process
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.zonedata import Changeset, Record, ZoneData

@@ -22,6 +22,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 import dns.update
 import pytest
+from zonetext import records_from_text
 
 from ddns_server import model
 from ddns_server.dnsmsg import DnsHandler
@@ -30,7 +31,7 @@ from ddns_server.limits import UpdateLimits, check_limits
 from ddns_server.model import PolicyRule
 from ddns_server.query import QueryEngine
 from ddns_server.ratelog import RateLimitedLog
-from ddns_server.store import Store, records_from_text
+from ddns_server.store import Store
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
 from ddns_server.zonedata import Changeset, ZoneData, name_to_wire

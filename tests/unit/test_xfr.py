@@ -27,12 +27,13 @@ import dns.versioned
 import dns.xfr
 import dns.zone
 import pytest
+from zonetext import records_from_text
 
 from ddns_server.config import Zone as ZoneConfig
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.journal import Journal
 from ddns_server.query import QueryEngine
-from ddns_server.store import Store, ZoneLimits, records_from_file, records_from_text
+from ddns_server.store import Store, ZoneLimits, records_from_file
 from ddns_server.xfr import MESSAGE_SIZE, TransferAcl, TransferProcessor
 from ddns_server.zonedata import Changeset, Record, ZoneData, name_to_wire
 
