@@ -426,16 +426,7 @@ def cmd_journal_log(args: argparse.Namespace) -> int:
 
 
 def _version_dict(v: Version) -> dict[str, object]:
-    when = datetime.datetime.fromtimestamp(v.time, datetime.UTC)
-    return {
-        "serial": v.serial,
-        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "who": v.who,
-        "source": v.source,
-        "channel": v.channel,
-        "removed": v.removed,
-        "added": v.added,
-    }
+    return v.as_dict()
 
 
 def cmd_journal_diff(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ disk to flush on every update (`Journal(sync_full=True)` would).
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import os
 import sqlite3
@@ -168,6 +169,19 @@ class Version:
     channel: str
     removed: int
     added: int
+
+    def as_dict(self) -> dict[str, object]:
+        """The version as `journal log --json` and the API's versions show it."""
+        when = datetime.datetime.fromtimestamp(self.time, datetime.UTC)
+        return {
+            "serial": self.serial,
+            "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "who": self.who,
+            "source": self.source,
+            "channel": self.channel,
+            "removed": self.removed,
+            "added": self.added,
+        }
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ status; the OpenAPI document (openapi.py) describes every path.
 
 from __future__ import annotations
 
-import datetime
-
 import dns.exception
 import dns.name
 
@@ -270,16 +268,7 @@ def _change(item: object, index: int, origin: dns.name.Name) -> Change:
 
 
 def version_dict(v: Version) -> dict[str, object]:
-    when = datetime.datetime.fromtimestamp(v.time, datetime.UTC)
-    return {
-        "serial": v.serial,
-        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "who": v.who,
-        "source": v.source,
-        "channel": v.channel,
-        "removed": v.removed,
-        "added": v.added,
-    }
+    return v.as_dict()
 
 
 def record_line(record: Record) -> str:

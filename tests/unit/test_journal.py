@@ -20,6 +20,7 @@ from ddns_server.journal import (
     JournalUnusable,
     NewVersion,
     StaleJournal,
+    Version,
     check_history,
     loose_modes,
     net_changes,
@@ -427,3 +428,16 @@ def test_opening_a_journal_again_never_touches_its_file_from_python(
     assert not second.created
     second.close()
     first.close()
+
+
+def test_a_version_as_a_dict_has_a_utc_time() -> None:
+    v = Version(1, 7, 86400.0 + 3661, "alice", "192.0.2.1", "dyndns2", 1, 2)
+    assert v.as_dict() == {
+        "serial": 7,
+        "time": "1970-01-02T01:01:01Z",
+        "who": "alice",
+        "source": "192.0.2.1",
+        "channel": "dyndns2",
+        "removed": 1,
+        "added": 2,
+    }
