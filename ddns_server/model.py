@@ -13,6 +13,7 @@ from pathlib import Path
 import dns.name
 
 from ddns_server.mirrors.spec import MirrorSpec
+from ddns_server.plan import DEFAULT_MAX_CHANGE_SHARE
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Zone:
     journal_max_versions: int = 1000
     journal_max_age_days: int = 0  # 0 = no age limit
     # import/rollback/undo deleting more than this share of the zone need --force
-    max_change_share: float = 0.5
+    max_change_share: float = DEFAULT_MAX_CHANGE_SHARE
     failover: tuple[Failover, ...] = ()
 
 

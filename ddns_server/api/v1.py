@@ -32,7 +32,7 @@ from ddns_server.api.service import ApiContext, ApiRequest, ApiResponse, json_bo
 from ddns_server.api.tokens import Token
 from ddns_server.errors import UserError
 from ddns_server.journal import Version
-from ddns_server.plan import PlanRefused, plan_content
+from ddns_server.plan import DEFAULT_MAX_CHANGE_SHARE, PlanRefused, plan_content
 from ddns_server.store import zone_key
 from ddns_server.zonedata import Record, ZoneData, wire_to_name
 
@@ -336,7 +336,7 @@ def _rollback(
     version = _find(ctx, zone, _number(serial, "serial", 0, 2**32 - 1))
     content = ctx.store.journal.content_at(zone_key(zone.origin), version)
     zc = ctx.zone_config(zone.origin)
-    max_share = zc.max_change_share if zc is not None else 0.5
+    max_share = zc.max_change_share if zc is not None else DEFAULT_MAX_CHANGE_SHARE
     if dry_run:
         plan = plan_content(zone.origin, zone.records(), content)
         out = plan.to_dict(record_line)

@@ -14,6 +14,7 @@ import yaml
 from ddns_server.config.failover import read_failovers
 from ddns_server.config.reader import Reader, join, kind, name_text, network_problem
 from ddns_server.model import MATCHES, Endpoint, Failover, PolicyRule, Zone
+from ddns_server.plan import DEFAULT_MAX_CHANGE_SHARE
 from ddns_server.zonefile import read_zone_records
 
 _NAME_REQUIRED = ("name", "subdomain", "wildcard")  # zonesub and self ignore `name`
@@ -82,7 +83,7 @@ def read_zones(reader: Reader, node: yaml.Node | None) -> tuple[Zone, ...]:
                 number = reader.integer(values[key], join(path, key), low, high)
                 if number is not None:
                     numbers[key] = number
-        share: float | None = 0.5
+        share: float | None = DEFAULT_MAX_CHANGE_SHARE
         if "max_change_share" in values:
             share = reader.number(values["max_change_share"], join(path, "max_change_share"), 0, 1)
         failover: tuple[Failover, ...] = ()

@@ -933,3 +933,43 @@ def test_policy_types(site: Path) -> None:
         "zones[0].update_policy[0].types",
         "expected a list, got a string",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1.5", "1.5 is out of range (expected 0..1)"),
+        ("-0.1", "-0.1 is out of range (expected 0..1)"),
+        ("half", "expected a number, got a string"),
+        ("true", "expected a number, got a boolean"),
+    ],
+)
+def test_zone_max_change_share_is_checked(site: Path, value: str, message: str) -> None:
+    text = BASE + f"    max_change_share: {value}\n"
+    expect(site, text, "max_change_share", "zones[0].max_change_share", message)
+
+
+def test_zone_max_change_share_bounds_and_default(site: Path) -> None:
+    assert load_config(write(site, BASE)).zones[0].max_change_share == 0.5
+    for value, expected in (("0", 0.0), ("1", 1.0), ("0.25", 0.25)):
+        text = BASE + f"    max_change_share: {value}\n"
+        assert load_config(write(site, text)).zones[0].max_change_share == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("maybe", "expected a boolean, got a string"),
+        ("1", "expected a boolean, got an integer"),
+        ("[true]", "expected a boolean, got a list"),
+    ],
+)
+def test_dyndns_allow_private_addresses_is_a_boolean(site: Path, value: str, message: str) -> None:
+    text = BASE + f"dyndns:\n  allow_private_addresses: {value}\n"
+    expect(site, text, "allow_private_addresses", "dyndns.allow_private_addresses", message)
+
+
+def test_dyndns_allow_private_addresses_default_and_off(site: Path) -> None:
+    assert load_config(write(site, BASE)).dyndns.allow_private_addresses is True
+    text = BASE + "dyndns:\n  allow_private_addresses: false\n"
+    assert load_config(write(site, text)).dyndns.allow_private_addresses is False
