@@ -99,7 +99,7 @@ def test_cli_writers_and_an_update_stream(server_factory: ServerFactory, tmp_pat
     log = json.loads(server.cli("journal", "log", ZONE, "--json", "--limit", "1").stdout)
     latest = int(log[0]["serial"])
     wait_for(
-        lambda: server.soa_serial() == latest, timeout=2.0, message="the newest version served"
+        lambda: server.soa_serial() == latest, timeout=10.0, message="the newest version served"
     )
     exported = server.cli("zone", "export", ZONE).stdout
     transfer = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", ZONE, port=server.dns_port, timeout=5))
