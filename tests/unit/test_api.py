@@ -345,3 +345,22 @@ def test_v1_aliases_batch_and_rollback(ctx: tuple[ApiContext, dict[str, str]]) -
     version = c.store.journal.versions("dyn.example.test.", 1)[0]
     assert (version.serial, version.channel, version.who) == (3, "api", "admin")
     assert c.store.zone_for(ORIGIN).records_at(name_to_wire(n("x"))) == []  # type: ignore[union-attr]
+
+
+def test_a_raising_listener_changes_no_api_answer(ctx: tuple[ApiContext, dict[str, str]]) -> None:
+    """The API is a writer like the others: a hook that raises after the
+    commit (a mirror, the health checker) never turns a durable change into
+    an error answer, and the other hooks still run."""
+    c, s = ctx
+    seen: list[int] = []
+
+    def broken(zone: object, version: object) -> None:
+        raise RuntimeError("mirror down")
+
+    c.store.add_listener(broken)
+    c.store.add_listener(lambda zone, version: seen.append(zone.serial))
+    out = v1.handle(c, req("PUT", "zones/dyn.example.test/records/home/A", s["write"],
+                           {"ttl": 60, "values": ["192.0.2.7"]}))  # fmt: skip
+    assert out.status == 200 and out.body["serial"] == 2  # type: ignore[index]
+    assert c.store.journal.versions("dyn.example.test.", 1)[0].serial == 2
+    assert seen == [2] and list(c.store.hook_errors.values()) == [1]
