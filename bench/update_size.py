@@ -47,8 +47,9 @@ from ddns_server.journal import Journal  # noqa: E402
 from ddns_server.limits import UpdateLimits  # noqa: E402
 from ddns_server.model import PolicyRule  # noqa: E402
 from ddns_server.query import QueryEngine  # noqa: E402
-from ddns_server.store import Store, records_from_zone  # noqa: E402
+from ddns_server.store import Store  # noqa: E402
 from ddns_server.update_handler import UpdateProcessor  # noqa: E402
+from ddns_server.zonefile import records_from_zone  # noqa: E402
 
 ORIGIN = dns.name.from_text("bench.test")
 KEY = dns.tsig.Key("bench-key.", b"b" * 32, dns.tsig.HMAC_SHA256)

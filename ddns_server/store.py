@@ -98,15 +98,6 @@ def records_from_file(path: Path, origin: dns.name.Name) -> list[Record]:
         raise ConfigError([f"{shown}: cannot read: {e.strerror or e}"]) from None
 
 
-def records_from_zone(zone: dns.zone.Zone) -> list[Record]:
-    out: list[Record] = []
-    for name, rdataset in zone.iterate_rdatasets():
-        owner = name_to_wire(name)
-        for rdata in rdataset:
-            out.append((owner, rdataset.rdtype, rdataset.ttl, rdata.to_wire()))
-    return out
-
-
 def next_serial(current: int) -> int:
     """RFC 1982 increment, skipping 0 like BIND."""
     serial = (current + 1) & 0xFFFFFFFF

@@ -21,7 +21,11 @@ def read_zone_records(path: Path, origin: dns.name.Name, shown: str) -> list[Rec
     records = read_records(text, name_to_wire(origin))
     if records is not None:
         return records
-    zone = read_zone_file(path, origin, shown)
+    return records_from_zone(read_zone_file(path, origin, shown))
+
+
+def records_from_zone(zone: dns.zone.Zone) -> list[Record]:
+    """A dnspython zone's records in the store's form (wire owner and rdata)."""
     out: list[Record] = []
     for name, rdataset in zone.iterate_rdatasets():
         owner = name_to_wire(name)

@@ -18,8 +18,9 @@ import pytest
 
 from ddns_server.errors import ConfigError
 from ddns_server.masterfile import read_records
-from ddns_server.store import records_from_file, records_from_zone
+from ddns_server.store import records_from_file
 from ddns_server.zonedata import Record, name_to_wire
+from ddns_server.zonefile import records_from_zone
 
 ORIGIN = dns.name.from_text("example.test.")
 APEX = name_to_wire(ORIGIN)

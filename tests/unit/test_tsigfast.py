@@ -25,13 +25,14 @@ import dns.rrset
 import dns.tsig
 import dns.update
 import pytest
+from zonetext import records_from_text
 
 from ddns_server import config
 from ddns_server.config import PolicyRule
 from ddns_server.dnsmsg import DnsHandler
 from ddns_server.journal import Journal
 from ddns_server.query import QueryEngine
-from ddns_server.store import Store, records_from_text
+from ddns_server.store import Store
 from ddns_server.tsigfast import FastTsig
 from ddns_server.tsigwire import append_tsig, tsig_rdata
 from ddns_server.update_handler import UpdateProcessor

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dns.name
 import dns.zone
 
-from ddns_server.store import records_from_zone
 from ddns_server.zonedata import Record
+from ddns_server.zonefile import records_from_zone
 
 
 def records_from_text(text: str, origin: dns.name.Name, filename: str) -> list[Record]:
