@@ -13,8 +13,8 @@ import pytest
 
 from ddns_server import logs
 from ddns_server.journal import Version
-from ddns_server.store import records_from_zone
 from ddns_server.zonedata import ZoneData
+from ddns_server.zonefile import records_from_zone
 
 
 @pytest.fixture

@@ -15,13 +15,14 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import pytest
+from zonetext import records_from_text
 
 from ddns_server.journal import Journal
 from ddns_server.mirrors import state
 from ddns_server.mirrors.base import Change, PermanentError, RRset, TransientError
 from ddns_server.mirrors.engine import MAX_BACKOFF, Mirror, backoff, status
 from ddns_server.mirrors.spec import MirrorSpec
-from ddns_server.store import Store, records_from_text
+from ddns_server.store import Store
 from ddns_server.zonedata import Changeset, Record, ZoneData, name_to_wire
 
 ORIGIN = dns.name.from_text("dyn.example.test")
