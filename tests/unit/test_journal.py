@@ -5,8 +5,11 @@ Real SQLite files in a temporary folder; no sockets.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 
 import dns.name
@@ -358,15 +361,52 @@ def test_an_sqlite_file_that_is_no_journal_is_refused(tmp_path: Path) -> None:
         Journal(path)
 
 
-def test_an_unreadable_journal_is_refused(tmp_path: Path) -> None:
-    # A read that fails even for root (CI runs as root, and root reads a
-    # chmod 0 file): /proc/self/mem exists and opens, but reading offset 0
-    # fails with EIO, as a failing disk would.
-    path = tmp_path / "journal.sqlite3"
-    path.symlink_to("/proc/self/mem")
-    with pytest.raises(JournalUnusable, match=r"cannot be read \(Input/output error\)") as info:
-        Journal(path)
-    assert "\n" not in str(info.value)
+def _refusal_as_nobody(path: Path) -> str:
+    """Journal(path)'s refusal, as an unprivileged user: root reads any file,
+    and CI runs as root. A forked child drops to uid/gid 65534 (the modules
+    are loaded already) and sends back the one-line message."""
+    if os.geteuid() != 0:
+        with pytest.raises(JournalUnusable) as info:
+            Journal(path)
+        return str(info.value)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(read)
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                Journal(path)
+                message = "opened"
+            except JournalUnusable as e:
+                message = str(e)
+            os.write(write, message.encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode()
+    _pid, status = os.waitpid(pid, 0)
+    assert status == 0
+    return message
+
+
+def test_an_unreadable_journal_is_refused() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="ddns-unreadable-"))
+    try:
+        folder.chmod(0o755)  # the unprivileged user may look in, not read the file
+        path = folder / "journal.sqlite3"
+        Journal(path).close()
+        content = path.read_bytes()
+        path.chmod(0)
+        message = _refusal_as_nobody(path)
+        assert "cannot be read" in message and "\n" not in message, message
+        assert path.read_bytes() == content  # nothing written over it
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_a_dangling_symlink_journal_is_refused_in_one_line(tmp_path: Path) -> None:
