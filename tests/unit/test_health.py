@@ -14,6 +14,7 @@ from pathlib import Path
 import dns.name
 import dns.rdatatype
 import pytest
+from zonetext import records_from_text
 
 from ddns_server import model
 from ddns_server.config import load_config
@@ -30,7 +31,7 @@ from ddns_server.health import (
     write_status_file,
 )
 from ddns_server.journal import Journal
-from ddns_server.store import Store, records_from_text
+from ddns_server.store import Store
 from ddns_server.zonedata import Changeset, name_to_wire
 
 ORIGIN = dns.name.from_text("dyn.example.test")
