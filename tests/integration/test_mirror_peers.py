@@ -35,6 +35,7 @@ from test_mirror_rfc2136 import (
     nsupdate,
     our_rows,
     status,
+    update,
 )
 
 from ddns_server.mirrors import registry
@@ -217,4 +218,32 @@ update delete b.c.lab.{ZONE} A 192.0.2.40
     st = status(server)
     assert st["delivered_serial"] == st["current_serial"] == server.soa_serial()
     assert st["pending"] == 0 and st["last_error"] is None
+    reader.close()
+
+
+@pytest.mark.parametrize("upstream", ["octodns", "route53"], indirect=True)
+def test_provider_outage_loses_nothing(upstream: Upstream, server_factory: ServerFactory) -> None:
+    """pdns_server stopped, moto paused, while 200 updates are journaled here."""
+    server = serve(server_factory, upstream)
+    reader = upstream.reader()
+    wait_equal(server, reader)
+    assert upstream.stop is not None and upstream.resume is not None
+    upstream.stop()
+    try:
+        for i in range(200):
+            update(server, ("replace", f"h{i % 50}.lab", 300, "A", f"10.0.{i // 50}.{i % 50}"))
+        wait_for(
+            lambda: (status(server)["last_error"] or {}).get("class") == "transient",
+            timeout=20,
+            message="a transient error in mirror status",
+        )
+        assert status(server)["pending"] == 50
+    finally:
+        upstream.resume()
+    theirs = wait_equal(server, reader, timeout=60)
+    assert {r for r in theirs if ".lab." in r[0]} == {
+        (f"h{i}.lab.{ZONE}.", "A", 300, f"10.0.3.{i}") for i in range(50)
+    }
+    wait_for(lambda: status(server)["pending"] == 0, timeout=10, message="the cursor to move")
+    assert reader.read([upstream.outside.key]) == [upstream.outside]
     reader.close()
