@@ -15,7 +15,9 @@ bad token, with the double's calls counted and timed.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,3 +249,56 @@ def test_provider_outage_loses_nothing(upstream: Upstream, server_factory: Serve
     wait_for(lambda: status(server)["pending"] == 0, timeout=10, message="the cursor to move")
     assert reader.read([upstream.outside.key]) == [upstream.outside]
     reader.close()
+
+
+def test_cloudflare_retry_after_is_honoured_by_the_engine(server_factory: ServerFactory) -> None:
+    c = cf.start_double()
+    try:
+        server = serve(server_factory, Upstream("cloudflare", cf_options(c), cf.OUTSIDE))
+        wait_for(lambda: status(server)["state"] == "in sync", timeout=20, message="in sync")
+        c.fail_next(429, {"Retry-After": "3"})
+        first = len(c.calls)
+        update(server, ("replace", "home", 300, "A", "198.51.100.77"))
+        wait_for(lambda: len(c.calls) > first, timeout=10, message="the rate-limited call")
+        limited = c.call_times[first]
+        wait_for(
+            lambda: any(r["content"] == "198.51.100.77" for r in c.zone_records(c.zone_id)),
+            timeout=20,
+            message="the push after Retry-After",
+        )
+        # The one call answered 429, then nothing until Retry-After (3 s) elapsed.
+        later = c.call_times[first + 1 :]
+        assert later and min(later) - limited >= 3.0 - 0.05, (limited, later)
+        assert re.search(
+            r"mirror public: transient error \(attempt 1, retry in [3-9]\.\d s\)", server.log_text()
+        )
+        wait_for(lambda: status(server)["state"] == "in sync", timeout=10, message="in sync")
+    finally:
+        c.stop()
+
+
+def test_cloudflare_bad_token_is_permanent_without_retry_storm(
+    server_factory: ServerFactory,
+) -> None:
+    c = cf.start_double()
+    try:
+        options = {**cf_options(c), "api_token": "not-a-token"}
+        server = serve(server_factory, Upstream("cloudflare", options, cf.OUTSIDE))
+        wait_for(lambda: status(server)["state"] == "stopped", timeout=20, message="stopped")
+        error = status(server)["last_error"]
+        assert error["class"] == "permanent" and "401" in error["message"], error
+        calls = len(c.calls)
+        assert calls <= 2, c.calls
+        (before,) = c.zone_records(c.zone_id)  # the outside record only
+        for i in range(5):
+            update(server, ("replace", "home", 300, "A", f"10.2.0.{i}"))
+        # No call at all while stopped, over a few seconds and five new versions.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert len(c.calls) == calls, c.calls
+            time.sleep(0.2)
+        assert status(server)["pending_versions"] >= 5
+        assert status(server)["state"] == "stopped"
+        assert c.zone_records(c.zone_id) == [before]
+    finally:
+        c.stop()
