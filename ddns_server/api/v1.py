@@ -113,7 +113,7 @@ def _route(ctx: ApiContext, req: ApiRequest) -> ApiResponse:
         _method(req, "GET")
         check_role(token, "admin")
         return _mirrors(ctx, zone.origin)
-    elif rest in (["failover"],):
+    elif rest == ["failover"]:
         _method(req, "GET")
         check_role(token, "admin")
         raise ApiError(
