@@ -177,7 +177,7 @@ def wait_equal(server: ServerProcess, reader: Provider, timeout: float = 20) -> 
     return last["theirs"]
 
 
-@pytest.mark.parametrize("upstream", ["cloudflare", "dnspod", "octodns"], indirect=True)
+@pytest.mark.parametrize("upstream", ["cloudflare", "dnspod", "octodns", "route53"], indirect=True)
 def test_changes_of_every_type_reach_the_provider(
     upstream: Upstream, server_factory: ServerFactory
 ) -> None:
