@@ -164,8 +164,27 @@ def document() -> dict[str, Any]:
             "/zones/{zone}/mirrors": {
                 "parameters": [_ZONE],
                 "get": {
-                    "summary": "Mirror status (admin): not available yet, 501",
-                    "responses": {"501": {"$ref": "#/components/responses/Error"}},
+                    "summary": "Mirror status (admin): the zone's mirrors, as "
+                    "`mirror status --json` prints them",
+                    "responses": {
+                        "200": {
+                            "description": "the zone's mirrors",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "mirrors": {
+                                                "type": "array",
+                                                "items": {"type": "object"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "403": {"$ref": "#/components/responses/Error"},
+                    },
                 },
             },
             "/zones/{zone}/failover": {

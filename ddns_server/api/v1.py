@@ -32,6 +32,7 @@ from ddns_server.api.service import ApiContext, ApiRequest, ApiResponse, json_bo
 from ddns_server.api.tokens import Token
 from ddns_server.errors import UserError
 from ddns_server.journal import Version
+from ddns_server.mirrors.engine import status
 from ddns_server.plan import DEFAULT_MAX_CHANGE_SHARE, PlanRefused, plan_content
 from ddns_server.store import zone_key
 from ddns_server.zonedata import Record, ZoneData, wire_to_name
@@ -106,13 +107,25 @@ def _route(ctx: ApiContext, req: ApiRequest) -> ApiResponse:
         _method(req, "POST")
         check_role(token, "admin")
         return _rollback(ctx, token, zone, req)
-    elif rest in (["mirrors"], ["failover"]):
+    elif rest == ["mirrors"]:
+        _method(req, "GET")
+        check_role(token, "admin")
+        return _mirrors(ctx, zone.origin)
+    elif rest == ["failover"]:
         _method(req, "GET")
         check_role(token, "admin")
         raise ApiError(
             501, "not_implemented", f"{rest[0]} status is not available in this version yet"
         )
     raise ApiError(404, "not_found", "no such path under /api/v1 (see /api/v1/openapi.json)")
+
+
+def _mirrors(ctx: ApiContext, origin: dns.name.Name) -> ApiResponse:
+    """The zone's mirrors, the same dicts `mirror status --json` prints."""
+    key = zone_key(origin)
+    now = ctx.clock()
+    rows = [status(ctx.store.journal, s, now) for s in ctx.config().mirrors if s.zone == key]
+    return ApiResponse(200, {"mirrors": rows})
 
 
 def _method(req: ApiRequest, *allowed: str) -> None:

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +45,7 @@ class CloudflareDouble:
     zones: dict[str, str] = field(default_factory=dict)  # id -> name
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> record
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path?query)
+    call_times: list[float] = field(default_factory=list)  # time.monotonic() of each call
     max_per_page: int = 100
     canned: list[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -114,6 +116,7 @@ class CloudflareDouble:
         raw = request.rfile.read(length) if length else b""
         with self.lock:
             self.calls.append((request.command, request.path))
+            self.call_times.append(time.monotonic())
             if self.canned:
                 status, headers, body = self.canned.pop(0)
                 return _send(request, status, body, headers)

@@ -28,14 +28,21 @@ from ddns_server.mirrors.cloudflare import CloudflareProvider  # noqa: E402
 ZONE = "example.test."
 
 
-@pytest.fixture
-def double() -> Iterator[CloudflareDouble]:
+def start_double() -> CloudflareDouble:
+    """The double serving example.test. with one record no mirror manages (the
+    mirror end-to-end tests start it too)."""
     d = CloudflareDouble()
     d.base_url = d.start()
     d.token = secrets.token_hex(16)
     d.tokens[d.token] = "edit"
     d.zone_id = d.add_zone(ZONE)
     d.add_record(d.zone_id, {"name": "other", "type": "A", "content": "198.51.100.7", "ttl": 300})
+    return d
+
+
+@pytest.fixture
+def double() -> Iterator[CloudflareDouble]:
+    d = start_double()
     yield d
     d.stop()
 

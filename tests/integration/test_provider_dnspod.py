@@ -31,8 +31,9 @@ DOMAIN = "example.test"
 OUTSIDE = RRset(f"other.{ZONE}", "A", 600, ("198.51.100.7",))
 
 
-@pytest.fixture
-def double() -> Iterator[DnspodDouble]:
+def start_double() -> DnspodDouble:
+    """The double serving example.test with records no mirror manages (the mirror
+    end-to-end tests start it too)."""
     d = DnspodDouble()
     d.start()
     d.secret_ids.add("AKIDtest")
@@ -51,6 +52,12 @@ def double() -> Iterator[DnspodDouble]:
             "TTL": 600,
         },
     )
+    return d
+
+
+@pytest.fixture
+def double() -> Iterator[DnspodDouble]:
+    d = start_double()
     yield d
     d.stop()
 

@@ -4,6 +4,7 @@ and error shapes (a real Store on a temporary journal; no HTTP, no reactor)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -31,6 +32,8 @@ from ddns_server.api.service import ApiContext, ApiRequest, json_body
 from ddns_server.api.tokens import NamePattern, Token, TokenStore
 from ddns_server.errors import UserError
 from ddns_server.journal import Journal
+from ddns_server.mirrors import engine
+from ddns_server.mirrors.spec import MirrorSpec
 from ddns_server.store import Store
 from ddns_server.zonedata import ZoneData, name_to_wire
 
@@ -364,3 +367,18 @@ def test_a_raising_listener_changes_no_api_answer(ctx: tuple[ApiContext, dict[st
     assert out.status == 200 and out.body["serial"] == 2  # type: ignore[index]
     assert c.store.journal.versions("dyn.example.test.", 1)[0].serial == 2
     assert seen == [2] and list(c.store.hook_errors.values()) == [1]
+
+
+def test_v1_mirror_status_is_mirror_status_json(ctx: tuple[ApiContext, dict[str, str]]) -> None:
+    c, s = ctx
+    ours = MirrorSpec("public", "rfc2136", "dyn.example.test.", "example.test.", names=("home",))
+    other = MirrorSpec("elsewhere", "rfc2136", "other.test.", "other.test.")
+    config = dataclasses.replace(c.config(), mirrors=(ours, other))
+    c.config = lambda: config
+    out = v1.handle(c, req("GET", "zones/dyn.example.test/mirrors", s["admin"]))
+    assert out.status == 200, out.body
+    assert out.body == {"mirrors": [engine.status(c.store.journal, ours, 1000.0)]}
+    assert out.body["mirrors"][0]["state"] == "full compare due"  # type: ignore[index]
+    assert out.body["mirrors"][0]["current_serial"] == 1  # type: ignore[index]
+    denied = v1.handle(c, req("GET", "zones/dyn.example.test/mirrors", s["write"]))
+    assert denied.status == 403
