@@ -190,8 +190,27 @@ def document() -> dict[str, Any]:
             "/zones/{zone}/failover": {
                 "parameters": [_ZONE],
                 "get": {
-                    "summary": "Failover status (admin): not available yet, 501",
-                    "responses": {"501": {"$ref": "#/components/responses/Error"}},
+                    "summary": "Failover status (admin): the zone's failover RRsets, as "
+                    "`health status --json` prints them",
+                    "responses": {
+                        "200": {
+                            "description": "the zone's failover RRsets",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "failover": {
+                                                "type": "array",
+                                                "items": {"type": "object"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "403": {"$ref": "#/components/responses/Error"},
+                    },
                 },
             },
         },

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 
@@ -61,12 +62,15 @@ class ApiContext:
         tokens: TokenStore,
         config: Callable[[], model.Config],
         clock: Callable[[], float],
+        failover_status: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
         self.store = store
         self.tokens = tokens
         self.config = config
         self.clock = clock
         self.failures = FailedLogins()
+        # Every failover RRset's status (health.HealthChecker.status); none by default.
+        self.failover_status = failover_status
 
     def authenticate(self, request: ApiRequest) -> Token:
         """The request's live token; 401 (unknown, revoked, expired, missing) or

@@ -114,10 +114,15 @@ def _route(ctx: ApiContext, req: ApiRequest) -> ApiResponse:
     elif rest == ["failover"]:
         _method(req, "GET")
         check_role(token, "admin")
-        raise ApiError(
-            501, "not_implemented", f"{rest[0]} status is not available in this version yet"
-        )
+        return _failover(ctx, zone.origin)
     raise ApiError(404, "not_found", "no such path under /api/v1 (see /api/v1/openapi.json)")
+
+
+def _failover(ctx: ApiContext, origin: dns.name.Name) -> ApiResponse:
+    """The zone's failover RRsets, the same dicts `health status --json` prints."""
+    name = origin.to_text(omit_final_dot=True)
+    rows = [row for row in ctx.failover_status() if row.get("zone") == name]
+    return ApiResponse(200, {"failover": rows})
 
 
 def _mirrors(ctx: ApiContext, origin: dns.name.Name) -> ApiResponse:

@@ -131,6 +131,7 @@ class Server:
         # Failover RRsets: probes, the checker's writes, ownership (docs/failover.md).
         self.failover = HealthService(reactor, self.store, config, self.registry)
         self.dyndns.owned = self.failover.checker.owns
+        self.api.failover_status = self.failover.checker.status
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         # Mirrors: one worker thread each; the listener only wakes them.
         self.mirrors = Supervisor(config.journal_path)

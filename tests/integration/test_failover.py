@@ -242,6 +242,24 @@ def target_state(server: ServerProcess, name: str, address: str) -> str | None:
     return None
 
 
+def summary(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What a failover status row says, without its times."""
+    return [
+        (r["name"], r["type"], r["served"], [(t["address"], t["state"]) for t in r["targets"]])
+        for r in rows
+    ]
+
+
+def api_failover(server: ServerProcess, secret: str) -> list[tuple[Any, ...]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.http_port}/api/v1/zones/{ZONE}/failover",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = json.loads(response.read())
+    return summary(body["failover"])
+
+
 def update(server: ServerProcess, name: str, address: str) -> int:
     message = dns.update.UpdateMessage(ZONE, keyring=KEY.keyring(), keyname=KEY.name)
     message.replace(name, 60, "A", address)
@@ -269,6 +287,13 @@ def test_primary_backup_switch_over_and_back(
     wait_serving(server, "www", ["127.0.0.22"])
     versions = health_versions(server)
     assert len(versions) == 2
+    # The API's view (admin) is the checker's: the same RRsets, targets, states.
+    secret = server.cli("token", "create", "ops", "--zone", ZONE, "--role", "admin").stdout
+    wait_for(
+        lambda: api_failover(server, secret.strip()) == summary(status_rows(server)),
+        timeout=SWITCH,
+        message="GET /api/v1/zones/ZONE/failover to match health status --json",
+    )
     assert "127.0.0.21 down" in versions[0]["source"]  # journal log: the reason
     assert "failover www A: now serving 127.0.0.22" in server.log_text()
 

@@ -382,3 +382,17 @@ def test_v1_mirror_status_is_mirror_status_json(ctx: tuple[ApiContext, dict[str,
     assert out.body["mirrors"][0]["current_serial"] == 1  # type: ignore[index]
     denied = v1.handle(c, req("GET", "zones/dyn.example.test/mirrors", s["write"]))
     assert denied.status == 403
+
+
+def test_v1_failover_status_is_the_checkers(ctx: tuple[ApiContext, dict[str, str]]) -> None:
+    c, s = ctx
+    rows = [
+        {"zone": "dyn.example.test", "name": "www.dyn.example.test", "served": ["192.0.2.1"]},
+        {"zone": "other.test", "name": "www.other.test", "served": []},
+    ]
+    c.failover_status = lambda: rows
+    out = v1.handle(c, req("GET", "zones/dyn.example.test/failover", s["admin"]))
+    assert out.status == 200, out.body
+    assert out.body == {"failover": rows[:1]}
+    denied = v1.handle(c, req("GET", "zones/dyn.example.test/failover", s["write"]))
+    assert denied.status == 403
