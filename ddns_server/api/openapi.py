@@ -20,6 +20,23 @@ _ERRORS = {
     for code in (400, 401, 403, 404, 405, 409, 412, 413, 415, 429)
 }
 _ZONE = {"name": "zone", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _status_path(key: str, summary: str, command: str) -> dict[str, Any]:
+    """A read-only status list (admin), the rows `ddns-server COMMAND --json` prints."""
+    rows = {"type": "object", "properties": {key: {"type": "array", "items": {"type": "object"}}}}
+    return {
+        "parameters": [_ZONE],
+        "get": {
+            "summary": f"{summary}, as `{command} --json` prints them",
+            "responses": {
+                "200": _json(rows, summary),
+                "403": {"$ref": "#/components/responses/Error"},
+            },
+        },
+    }
+
+
 _NAME = {
     "name": "name",
     "in": "path",
@@ -161,58 +178,12 @@ def document() -> dict[str, Any]:
                     },
                 ),
             },
-            "/zones/{zone}/mirrors": {
-                "parameters": [_ZONE],
-                "get": {
-                    "summary": "Mirror status (admin): the zone's mirrors, as "
-                    "`mirror status --json` prints them",
-                    "responses": {
-                        "200": {
-                            "description": "the zone's mirrors",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "mirrors": {
-                                                "type": "array",
-                                                "items": {"type": "object"},
-                                            }
-                                        },
-                                    }
-                                }
-                            },
-                        },
-                        "403": {"$ref": "#/components/responses/Error"},
-                    },
-                },
-            },
-            "/zones/{zone}/failover": {
-                "parameters": [_ZONE],
-                "get": {
-                    "summary": "Failover status (admin): the zone's failover RRsets, as "
-                    "`health status --json` prints them",
-                    "responses": {
-                        "200": {
-                            "description": "the zone's failover RRsets",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "failover": {
-                                                "type": "array",
-                                                "items": {"type": "object"},
-                                            }
-                                        },
-                                    }
-                                }
-                            },
-                        },
-                        "403": {"$ref": "#/components/responses/Error"},
-                    },
-                },
-            },
+            "/zones/{zone}/mirrors": _status_path(
+                "mirrors", "Mirror status (admin): the zone's mirrors", "mirror status"
+            ),
+            "/zones/{zone}/failover": _status_path(
+                "failover", "Failover status (admin): the zone's failover RRsets", "health status"
+            ),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
