@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import dns.exception
 import dns.name
@@ -83,15 +83,49 @@ class Operation:
     canon: bytes = b""  # the rdata's canonical form (for comparing records)
 
 
-def _rdatas(rrset: dns.rrset.RRset) -> list[tuple[bytes, bytes]]:
-    """(wire, canonical wire) of each record, from dnspython's own objects."""
-    rdtype = rrset.rdtype
-    out = []
-    for rd in rrset:
-        rdata = rd.to_wire()
-        plain = rdtype in _PLAIN or rdata == rdata.lower()  # see canonical()
-        out.append((rdata, rdata if plain else rd.to_digestable()))
-    return out
+class UpdateRR(NamedTuple):
+    """One prerequisite or update RR as sent: what the RFC 2136 rules read.
+
+    `rdclass` is the class on the wire (ANY and NONE mean what RFC 2136 §2.4
+    and §2.5 say), `ttl` the TTL as sent, `rdata` the uncompressed rdata wire
+    (None: the RR had none). dnsmsg.py's dnspython path and wireupdate.py's
+    reader both produce these, so the rules below are written once.
+    """
+
+    name: dns.name.Name
+    rdclass: int
+    rdtype: int
+    ttl: int
+    rdata: bytes | None
+
+
+class ParsedUpdate(NamedTuple):
+    """An UPDATE's zone, prerequisite and update sections (RFC 2136 §2)."""
+
+    zone: list[tuple[dns.name.Name, int, int]]  # (name, type, class) of each zone RR
+    prerequisites: list[UpdateRR]
+    updates: list[UpdateRR]
+
+
+def from_message(msg: dns.update.UpdateMessage, wire: bytes | None = None) -> ParsedUpdate:
+    """The light form of a message dnspython parsed (one RRset per RR)."""
+    prereq_ttls, update_ttls = section_ttls(msg, wire if wire is not None else msg.wire)
+
+    def rrs(rrsets: Sequence[dns.rrset.RRset], ttls: Sequence[int]) -> list[UpdateRR]:
+        out = []
+        for rrset, ttl in zip(rrsets, ttls, strict=True):
+            rdclass = rrset.deleting if rrset.deleting is not None else rrset.rdclass
+            if not rrset:
+                out.append(UpdateRR(rrset.name, rdclass, rrset.rdtype, ttl, None))
+            for rd in rrset:  # one, as dnspython parses UPDATEs
+                out.append(UpdateRR(rrset.name, rdclass, rrset.rdtype, ttl, rd.to_wire()))
+        return out
+
+    return ParsedUpdate(
+        [(rrset.name, rrset.rdtype, rrset.rdclass) for rrset in msg.zone],
+        rrs(msg.prerequisite, prereq_ttls),
+        rrs(msg.update, update_ttls),
+    )
 
 
 def canonical(rdtype: int, rdata: bytes) -> bytes:
@@ -250,45 +284,44 @@ class WorkingView:
 # RFC 2136 §3.1: the zone section
 
 
-def zone_section(msg: dns.update.UpdateMessage) -> dns.rrset.RRset:
+def zone_section(update: ParsedUpdate) -> dns.name.Name:
     """§3.1.1: exactly one zone RR, type SOA, class IN; the one place this is checked."""
-    if len(msg.zone) != 1:
-        raise FormErr(f"{len(msg.zone)} RRs in the zone section (need exactly 1)")
-    rrset = msg.zone[0]
-    if rrset.rdtype != SOA:
+    if len(update.zone) != 1:
+        raise FormErr(f"{len(update.zone)} RRs in the zone section (need exactly 1)")
+    name, rdtype, rdclass = update.zone[0]
+    if rdtype != SOA:
         raise FormErr("zone section type is not SOA")
-    if rrset.rdclass != IN:
+    if rdclass != IN:
         # BIND looks the zone up by name and class: no such zone here.
-        raise NotAuth(f"not authoritative for {rrset.name}")
-    return rrset
+        raise NotAuth(f"not authoritative for {name}")
+    return name
 
 
-def check_zone_section(zone: ZoneData, msg: dns.update.UpdateMessage) -> None:
+def check_zone_section(zone: ZoneData, update: ParsedUpdate) -> None:
     """§3.1.1: the zone section is well formed and names this zone."""
-    rrset = zone_section(msg)
-    if rrset.name != zone.origin:
-        raise NotAuth(f"not authoritative for {rrset.name}")
+    name = zone_section(update)
+    if name != zone.origin:
+        raise NotAuth(f"not authoritative for {name}")
 
 
 # ---------------------------------------------------------------------------
 # RFC 2136 §3.2: prerequisites
 
 
-def check_prerequisites(
-    zone: ZoneData, prerequisites: Sequence[dns.rrset.RRset], ttls: Sequence[int]
-) -> None:
+def check_prerequisites(zone: ZoneData, prerequisites: Sequence[UpdateRR]) -> None:
     """§3.2: each prerequisite in order, then the value-dependent RRsets (§3.2.3)."""
     origin = zone.origin
     wanted: dict[Key, set[bytes]] = {}
-    for rrset, ttl in zip(prerequisites, ttls, strict=True):
-        name = rrset.name
+    for rr in prerequisites:
+        name = rr.name
+        ttl = rr.ttl
         if ttl != 0:
             raise FormErr(f"prerequisite {name} has TTL {ttl} (must be 0)")
         if not name.is_subdomain(origin):
             raise NotZone(f"prerequisite {name} is outside the zone")
         low = low_wire(name)
-        rdtype = rrset.rdtype
-        if rrset.deleting == ANY_CLASS:  # §2.4.1 / §2.4.4: must exist
+        rdtype = rr.rdtype
+        if rr.rdclass == ANY_CLASS:  # §2.4.1 / §2.4.4: must exist
             if rdtype == ANY:
                 if low not in zone.nodes:
                     raise PrerequisiteFailed(dns.rcode.NXDOMAIN, f"{name} does not exist")
@@ -296,17 +329,18 @@ def check_prerequisites(
                 raise PrerequisiteFailed(
                     dns.rcode.NXRRSET, f"{name}/{type_text(rdtype)} does not exist"
                 )
-        elif rrset.deleting == NONE_CLASS:  # §2.4.3 / §2.4.5: must not exist
+        elif rr.rdclass == NONE_CLASS:  # §2.4.3 / §2.4.5: must not exist
             if rdtype == ANY:
                 if low in zone.nodes:
                     raise PrerequisiteFailed(dns.rcode.YXDOMAIN, f"{name} exists")
             elif zone.records_at(low, rdtype):
                 raise PrerequisiteFailed(dns.rcode.YXRRSET, f"{name}/{type_text(rdtype)} exists")
-        elif rrset.deleting is None and rrset.rdclass == IN:  # §2.4.2: value-dependent
+        elif rr.rdclass == IN:  # §2.4.2: value-dependent
             values = wanted.setdefault((low, rdtype), set())
-            values.update(canonical(rdtype, rd.to_wire()) for rd in rrset)
+            if rr.rdata is not None:
+                values.add(canonical(rdtype, rr.rdata))
         else:
-            raise FormErr(f"prerequisite {name} has class {rrset.rdclass}")
+            raise FormErr(f"prerequisite {name} has class {rr.rdclass}")
     for (low, wanted_type), values in wanted.items():
         records = zone.records_at(low, wanted_type)
         if {canonical(wanted_type, rdata) for _, _, _, rdata in records} != values:
@@ -323,8 +357,7 @@ def check_prerequisites(
 
 def prescan(
     zone: ZoneData,
-    updates: Sequence[dns.rrset.RRset],
-    ttls: Sequence[int],
+    updates: Sequence[UpdateRR],
     rules: Sequence[PolicyRule],
     key_name: dns.name.Name | None,
 ) -> list[Operation]:
@@ -337,9 +370,11 @@ def prescan(
     operations: list[Operation] = []
     lows: dict[dns.name.Name, bytes] = {}  # names repeat: convert each once
     granted: set[tuple[dns.name.Name, int]] = set()
-    for rrset, ttl in zip(updates, ttls, strict=True):
-        name = rrset.name
-        rdtype = rrset.rdtype
+    for rr in updates:
+        name = rr.name
+        rdtype = rr.rdtype
+        ttl = rr.ttl
+        rdclass = rr.rdclass
         low = lows.get(name)
         if low is None:
             if not name.is_subdomain(origin):
@@ -347,18 +382,15 @@ def prescan(
             low = lows[name] = low_wire(name)
         # Meta types (OPT, TSIG, TKEY, IXFR, AXFR, MAILB, MAILA, ANY: 41 and
         # 128-255) and the reserved TYPE0 are never data: FORMERR, like BIND.
-        meta = dns.rdatatype.is_metatype(rdtype) or rdtype == 0
+        meta = dns.rdatatype.is_metatype(cast(dns.rdatatype.RdataType, rdtype)) or rdtype == 0
         new: list[Operation]
-        if rrset.deleting is None:
-            if rrset.rdclass != IN:
-                raise FormErr(f"update RR {name} has class {rrset.rdclass}")
+        if rdclass not in (ANY_CLASS, NONE_CLASS):
+            if rdclass != IN:
+                raise FormErr(f"update RR {name} has class {rdclass}")
             if meta:
                 raise FormErr(f"update RR {name} adds meta type {rdtype}")
-            new = [
-                Operation("add", name, rdtype, ttl, rdata, low, canon)
-                for rdata, canon in _rdatas(rrset)
-            ]
-        elif rrset.deleting == ANY_CLASS:
+            new = _with_rdata("add", rr, ttl, low)
+        elif rdclass == ANY_CLASS:
             if ttl != 0 or (meta and rdtype != ANY):
                 raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
             kind = "delete_name" if rdtype == ANY else "delete_rrset"
@@ -366,10 +398,7 @@ def prescan(
         else:  # NONE_CLASS
             if ttl != 0 or meta:
                 raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
-            new = [
-                Operation("delete_rr", name, rdtype, 0, rdata, low, canon)
-                for rdata, canon in _rdatas(rrset)
-            ]
+            new = _with_rdata("delete_rr", rr, 0, low)
         for rdtype_checked in _policy_types(zone, name, rdtype):
             if (name, rdtype_checked) in granted:
                 continue
@@ -379,6 +408,12 @@ def prescan(
             granted.add((name, rdtype_checked))
         operations.extend(new)
     return operations
+
+
+def _with_rdata(kind: str, rr: UpdateRR, ttl: int, low: bytes) -> list[Operation]:
+    if rr.rdata is None:
+        return []
+    return [Operation(kind, rr.name, rr.rdtype, ttl, rr.rdata, low, canonical(rr.rdtype, rr.rdata))]
 
 
 def _policy_types(zone: ZoneData, name: dns.name.Name, rdtype: int) -> Iterable[int]:
@@ -534,26 +569,37 @@ def section_ttls(msg: dns.update.UpdateMessage, wire: bytes | None) -> tuple[lis
 
 def process(
     zone: ZoneData,
-    msg: dns.update.UpdateMessage,
+    update: ParsedUpdate | dns.update.UpdateMessage,
     rules: Sequence[PolicyRule],
     key_name: dns.name.Name | None,
     wire: bytes | None = None,
 ) -> Changeset:
     """The net changes of an UPDATE message (empty: it changes nothing).
 
-    Raises the DnsError that answers the message (FORMERR, NOTAUTH, NOTZONE,
-    REFUSED, or the prerequisite's rcode). The SOA serial is not bumped here
+    `update` is the light form (wireupdate.py reads it from the wire) or a
+    dnspython UpdateMessage, turned into it here. Raises the DnsError that
+    answers the message (FORMERR, NOTAUTH, NOTZONE, REFUSED, or the
+    prerequisite's rcode). The SOA serial is not bumped here
     (Store.prepare does that once per version); an explicit newer SOA in the
     message is passed through.
     """
-    check_zone_section(zone, msg)
-    prereq_ttls, update_ttls = section_ttls(msg, wire if wire is not None else msg.wire)
-    check_prerequisites(zone, msg.prerequisite, prereq_ttls)
-    operations = prescan(zone, msg.update, update_ttls, rules, key_name)
+    if not isinstance(update, ParsedUpdate):
+        update = from_message(update, wire)
+    check_zone_section(zone, update)
+    check_prerequisites(zone, update.prerequisites)
+    operations = prescan(zone, update.updates, rules, key_name)
     view = WorkingView(zone)
     for op in operations:
         apply_operation(view, op)
     return view.changeset()
 
 
-__all__ = ["Operation", "WorkingView", "canonical", "process"]
+__all__ = [
+    "Operation",
+    "ParsedUpdate",
+    "UpdateRR",
+    "WorkingView",
+    "canonical",
+    "from_message",
+    "process",
+]

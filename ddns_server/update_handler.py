@@ -23,7 +23,7 @@ from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
 from ddns_server.limits import DEFAULT_LIMITS, UpdateLimits, check_limits
 from ddns_server.model import PolicyRule, Zone
 from ddns_server.store import Store
-from ddns_server.update import process, zone_section
+from ddns_server.update import ParsedUpdate, from_message, process, zone_section
 from ddns_server.zonedata import Changeset, ZoneData, name_to_wire
 
 log = logging.getLogger("ddns_server.updates")
@@ -59,13 +59,36 @@ class UpdateProcessor:
         self.policies = {name_to_wire(z.name).lower(): z.update_policy for z in zones}
 
     def handle_update(self, query: dns.message.Message, source: Source) -> int:
-        """Process one UPDATE; the rcode to answer it with."""
+        """Process one UPDATE dnspython parsed; the rcode to answer it with."""
         key_name: dns.name.Name | None = query.keyname if query.had_tsig else None
-        who = key_name.to_text(omit_final_dot=True) if key_name is not None else "-"
         zone_text = query.question[0].name.to_text() if query.question else "?"
+
+        def parsed() -> ParsedUpdate:
+            if not isinstance(query, dns.update.UpdateMessage):
+                raise FormErr("not an UPDATE message")
+            return from_message(query)
+
+        return self._handle(parsed, zone_text, key_name, source)
+
+    def handle_parsed(
+        self, update: ParsedUpdate, key_name: dns.name.Name | None, source: Source
+    ) -> int:
+        """Process one UPDATE read from the wire (wireupdate.py); the rcode."""
+        zone_text = update.zone[0][0].to_text() if update.zone else "?"
+        return self._handle(lambda: update, zone_text, key_name, source)
+
+    def _handle(
+        self,
+        parsed: Callable[[], ParsedUpdate],
+        zone_text: str,
+        key_name: dns.name.Name | None,
+        source: Source,
+    ) -> int:
+        """The one path of both forms: process, commit, count, log; the rcode."""
+        who = key_name.to_text(omit_final_dot=True) if key_name is not None else "-"
         try:
             try:
-                serial = self._update(query, key_name, who, source)
+                serial = self._update(parsed(), key_name, who, source)
             except DnsError:
                 raise
             except Exception as e:  # never leave a client without an answer
@@ -96,14 +119,12 @@ class UpdateProcessor:
 
     def _update(
         self,
-        query: dns.message.Message,
+        query: ParsedUpdate,
         key_name: dns.name.Name | None,
         who: str,
         source: Source,
     ) -> int | None:
         """Apply the update; the new serial, or None when nothing changed."""
-        if not isinstance(query, dns.update.UpdateMessage):
-            raise FormErr("not an UPDATE message")
         zone = self._zone(query)
         rules = self.policies.get(zone.apex, ())
         # Like BIND for unsigned requests, and for keys no rule names: refused
@@ -131,9 +152,9 @@ class UpdateProcessor:
             raise ServFail(f"journal write failed: {e}") from e
         return version.serial if version is not None else None
 
-    def _zone(self, query: dns.update.UpdateMessage) -> ZoneData:
+    def _zone(self, query: ParsedUpdate) -> ZoneData:
         """RFC 2136 §3.1.1: the zone section must name a zone served here."""
-        name = zone_section(query).name
+        name = zone_section(query)
         zone = self.store.zone_for(name)
         if zone is None:
             raise NotAuth(f"not authoritative for {name}")
