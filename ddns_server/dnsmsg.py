@@ -32,8 +32,9 @@ from ddns_server.errors import DnsError
 from ddns_server.model import TSIG_MAX_FUDGE
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine, bare_error, opt_record, udp_limit
 from ddns_server.ratelog import RateLimitedLog, describe
-from ddns_server.tsigfast import FastTsig
+from ddns_server.tsigfast import FastTsig, Verified
 from ddns_server.tsigwire import TSIG_FUDGE, append_tsig, tsig_rdata
+from ddns_server.wireupdate import read_update
 from ddns_server.zonedata import skip_name
 
 log = logging.getLogger("ddns_server.dnsmsg")
@@ -102,6 +103,8 @@ class DnsHandler:
         self.count_error = count_error  # one per internal error (a metric)
         # Signed UPDATEs: TSIG checked and signed with hmac (dnspython for the rest).
         self.fast_tsig: FastTsig | None = FastTsig()
+        # ... and their sections read from the wire (wireupdate.py), not by dnspython.
+        self.wire_updates = True
 
     def handle(self, data: bytes, source: Source, tcp: bool) -> list[bytes]:
         """Response wire messages for `data` (none: drop it).
@@ -148,7 +151,12 @@ class DnsHandler:
         query = None
         if self.fast_tsig is not None and data[2] & 0x78 == 0x28:  # opcode UPDATE
             # the common signed UPDATE (tsigfast.py); None: dnspython's path below
-            query = self.fast_tsig.verify(data, self.keyring)
+            checked = self.fast_tsig.check(data, self.keyring)
+            if checked is not None:
+                fast = self._wire_update(data, checked, source)
+                if fast is not None:
+                    return fast
+                query = self.fast_tsig.message(checked)
         if query is None:
             try:
                 try:
@@ -175,6 +183,25 @@ class DnsHandler:
             return self._dispatch(query, data, source, tcp)
         except DnsError as e:
             return [self.finish(query, make_response(query, e.rcode), tcp)]
+
+    def _wire_update(self, data: bytes, checked: Verified, source: Source) -> list[bytes] | None:
+        """A verified UPDATE whose sections wireupdate.py reads: answered
+        without dnspython's Message. None: the message takes dnspython's path."""
+        handle = getattr(self.updates, "handle_parsed", None)
+        if not self.wire_updates or handle is None or self.fast_tsig is None:
+            return None
+        update = read_update(checked.stripped)
+        if update is None:
+            return None
+        if abs(int(self.clock()) - checked.time_signed) > min(checked.fudge, self.max_fudge):
+            return [self._tsig_error(data, source, dns.rcode.BADTIME)]  # as _in_time
+        keyname = self.fast_tsig.key_name(checked)
+        rcode = handle(update, keyname, source)
+        wire = self._reply_wire(data, rcode, -1, 0)
+        now = int(self.clock())
+        return [
+            self.fast_tsig.sign_reply(wire, checked.entry, keyname, checked.mac, now, TSIG_FUDGE)
+        ]
 
     def failure_response(self, data: bytes, rcode: int = dns.rcode.SERVFAIL) -> bytes:
         """An error answer to a request already handled, whose change could not
@@ -264,16 +291,7 @@ class DnsHandler:
         Assembled from the request's own bytes; dnspython only signs it (its
         Message.to_wire would cost more than the update itself).
         """
-        qdcount = (data[4] << 8) | data[5]
-        end = 12
-        for _ in range(qdcount):
-            end = skip_name(data, end) + 4
-        opt = b""
-        if query.edns >= 0:
-            do = 0x80 if query.ednsflags & dns.flags.DO else 0
-            opt = b"\x00\x00\x29" + struct.pack("!HBBBBH", EDNS_PAYLOAD, rcode >> 4, 0, do, 0, 0)
-        head = data[0:2] + bytes((0x80 | (data[2] & 0x79), rcode & 0x0F))
-        wire = head + struct.pack("!HHHH", qdcount, 0, 0, 1 if opt else 0) + data[12:end] + opt
+        wire = self._reply_wire(data, rcode, query.edns, query.ednsflags)
         if not query.had_tsig:
             return wire
         key = query.keyring
@@ -286,6 +304,20 @@ class DnsHandler:
         unsigned = tsig_rdata(key.algorithm, 0, TSIG_FUDGE, query.id, 0)
         signed, _ = dns.tsig.sign(wire, key, unsigned, int(self.clock()), query.mac)
         return append_tsig(wire, query.keyname, signed)
+
+    @staticmethod
+    def _reply_wire(data: bytes, rcode: int, edns: int, ednsflags: int) -> bytes:
+        """The unsigned answer to an UPDATE: header, zone section, our OPT if it had one."""
+        qdcount = (data[4] << 8) | data[5]
+        end = 12
+        for _ in range(qdcount):
+            end = skip_name(data, end) + 4
+        opt = b""
+        if edns >= 0:
+            do = 0x80 if ednsflags & dns.flags.DO else 0
+            opt = b"\x00\x00\x29" + struct.pack("!HBBBBH", EDNS_PAYLOAD, rcode >> 4, 0, do, 0, 0)
+        head = data[0:2] + bytes((0x80 | (data[2] & 0x79), rcode & 0x0F))
+        return head + struct.pack("!HHHH", qdcount, 0, 0, 1 if opt else 0) + data[12:end] + opt
 
     def _tsig_error(self, data: bytes, source: Source, tsig_error: int) -> bytes:
         """Answer, and log, a request whose TSIG failed (RFC 8945 §5.2).

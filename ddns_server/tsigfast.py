@@ -47,6 +47,22 @@ _CLASS_TTL = struct.Struct("!HI").pack(_ANY, 0)
 
 
 @dataclass(frozen=True, slots=True)
+class Verified:
+    """A request whose TSIG MAC verified: its bytes without the TSIG, and the TSIG."""
+
+    stripped: bytes  # the request without its TSIG, ARCOUNT - 1 (what the MAC covers)
+    entry: _Key
+    owner: bytes  # key name, wire as sent (case kept)
+    algorithm: bytes  # algorithm name, wire as sent
+    time_signed: int
+    fudge: int
+    mac: bytes
+    original_id: int
+    error: int
+    other: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class _Key:
     key: dns.tsig.Key
     digestmod: Callable[..., object]
@@ -115,14 +131,21 @@ class FastTsig:
         self, data: bytes, keyring: Mapping[dns.name.Name, dns.tsig.Key]
     ) -> dns.message.Message | None:
         """The request parsed, its TSIG verified; None: take dnspython's path."""
+        checked = self.check(data, keyring)
+        return self.message(checked) if checked is not None else None
+
+    def check(self, data: bytes, keyring: Mapping[dns.name.Name, dns.tsig.Key]) -> Verified | None:
+        """The request's TSIG verified on the bytes; None: take dnspython's path."""
         try:
-            return self._verify(data, keyring)
+            return self._check(data, keyring)
         except (IndexError, struct.error, ValueError):
             return None
 
-    def _verify(
-        self, data: bytes, keyring: Mapping[dns.name.Name, dns.tsig.Key]
-    ) -> dns.message.Message | None:
+    def key_name(self, checked: Verified) -> dns.name.Name:
+        """The key name as the request wrote it (dnspython's `Message.keyname`)."""
+        return self._name(checked.owner)
+
+    def _check(self, data: bytes, keyring: Mapping[dns.name.Name, dns.tsig.Key]) -> Verified | None:
         qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", data, 4)
         if arcount == 0:
             return None
@@ -170,15 +193,11 @@ class FastTsig:
         digest.update(data[mac_start + mac_size + 2 :])  # error, other length, other
         if not hmac.compare_digest(digest.digest(), mac):
             return None
-        try:
-            query = dns.message.from_wire(stripped)
-        except Exception:  # noqa: BLE001 - dnspython's own path answers it
-            return None
-        # What dnspython's parse of the signed message holds about its TSIG.
-        rd = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY,
-            dns.rdatatype.TSIG,
-            self._name(algorithm),
+        return Verified(
+            stripped,
+            entry,
+            owner,
+            algorithm,
             time_signed,
             fudge,
             mac,
@@ -186,8 +205,26 @@ class FastTsig:
             error,
             data[other_start:],
         )
-        query.keyring = entry.key
-        query.tsig = dns.rrset.from_rdata(self._name(owner), 0, rd)
+
+    def message(self, checked: Verified) -> dns.message.Message | None:
+        """dnspython's parse of a verified request, with the TSIG it would hold."""
+        try:
+            query = dns.message.from_wire(checked.stripped)
+        except Exception:  # noqa: BLE001 - dnspython's own path answers it
+            return None
+        rd = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY,
+            dns.rdatatype.TSIG,
+            self._name(checked.algorithm),
+            checked.time_signed,
+            checked.fudge,
+            checked.mac,
+            checked.original_id,
+            checked.error,
+            checked.other,
+        )
+        query.keyring = checked.entry.key
+        query.tsig = dns.rrset.from_rdata(self._name(checked.owner), 0, rd)
         return query
 
     def sign_reply(
