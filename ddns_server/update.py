@@ -36,7 +36,14 @@ import dns.update
 from ddns_server import policy
 from ddns_server.errors import FormErr, NotAuth, NotZone, PrerequisiteFailed, Refused
 from ddns_server.model import PolicyRule
-from ddns_server.zonedata import Changeset, ZoneData, name_to_wire, skip_name, soa_serial
+from ddns_server.zonedata import (
+    Changeset,
+    ZoneData,
+    is_subdomain,
+    name_to_wire,
+    skip_name,
+    soa_serial,
+)
 
 _RR_FIXED = struct.Struct("!HHIH")
 
@@ -93,6 +100,7 @@ class UpdateRR(NamedTuple):
     """
 
     name: dns.name.Name
+    low: bytes  # the owner's lower-cased wire (ZoneData's key)
     rdclass: int
     rdtype: int
     ttl: int
@@ -111,14 +119,20 @@ def from_message(msg: dns.update.UpdateMessage, wire: bytes | None = None) -> Pa
     """The light form of a message dnspython parsed (one RRset per RR)."""
     prereq_ttls, update_ttls = section_ttls(msg, wire if wire is not None else msg.wire)
 
+    lows: dict[dns.name.Name, bytes] = {}  # names repeat: convert each once
+
     def rrs(rrsets: Sequence[dns.rrset.RRset], ttls: Sequence[int]) -> list[UpdateRR]:
         out = []
         for rrset, ttl in zip(rrsets, ttls, strict=True):
+            name = rrset.name
+            low = lows.get(name)
+            if low is None:
+                low = lows[name] = low_wire(name)
             rdclass = rrset.deleting if rrset.deleting is not None else rrset.rdclass
             if not rrset:
-                out.append(UpdateRR(rrset.name, rdclass, rrset.rdtype, ttl, None))
+                out.append(UpdateRR(name, low, rdclass, rrset.rdtype, ttl, None))
             for rd in rrset:  # one, as dnspython parses UPDATEs
-                out.append(UpdateRR(rrset.name, rdclass, rrset.rdtype, ttl, rd.to_wire()))
+                out.append(UpdateRR(name, low, rdclass, rrset.rdtype, ttl, rd.to_wire()))
         return out
 
     return ParsedUpdate(
@@ -310,16 +324,15 @@ def check_zone_section(zone: ZoneData, update: ParsedUpdate) -> None:
 
 def check_prerequisites(zone: ZoneData, prerequisites: Sequence[UpdateRR]) -> None:
     """§3.2: each prerequisite in order, then the value-dependent RRsets (§3.2.3)."""
-    origin = zone.origin
     wanted: dict[Key, set[bytes]] = {}
     for rr in prerequisites:
         name = rr.name
         ttl = rr.ttl
         if ttl != 0:
             raise FormErr(f"prerequisite {name} has TTL {ttl} (must be 0)")
-        if not name.is_subdomain(origin):
+        low = rr.low
+        if not is_subdomain(low, zone.apex):
             raise NotZone(f"prerequisite {name} is outside the zone")
-        low = low_wire(name)
         rdtype = rr.rdtype
         if rr.rdclass == ANY_CLASS:  # §2.4.1 / §2.4.4: must exist
             if rdtype == ANY:
@@ -368,18 +381,16 @@ def prescan(
     """
     origin = zone.origin
     operations: list[Operation] = []
-    lows: dict[dns.name.Name, bytes] = {}  # names repeat: convert each once
-    granted: set[tuple[dns.name.Name, int]] = set()
+    apex = zone.apex
+    granted: set[tuple[bytes, int]] = set()
     for rr in updates:
         name = rr.name
         rdtype = rr.rdtype
         ttl = rr.ttl
         rdclass = rr.rdclass
-        low = lows.get(name)
-        if low is None:
-            if not name.is_subdomain(origin):
-                raise NotZone(f"update RR {name} is outside the zone")
-            low = lows[name] = low_wire(name)
+        low = rr.low
+        if not is_subdomain(low, apex):
+            raise NotZone(f"update RR {name} is outside the zone")
         # Meta types (OPT, TSIG, TKEY, IXFR, AXFR, MAILB, MAILA, ANY: 41 and
         # 128-255) and the reserved TYPE0 are never data: FORMERR, like BIND.
         meta = dns.rdatatype.is_metatype(cast(dns.rdatatype.RdataType, rdtype)) or rdtype == 0
@@ -400,12 +411,12 @@ def prescan(
                 raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
             new = _with_rdata("delete_rr", rr, 0, low)
         for rdtype_checked in _policy_types(zone, name, rdtype):
-            if (name, rdtype_checked) in granted:
+            if (low, rdtype_checked) in granted:
                 continue
             if not policy.allowed(rules, origin, key_name, name, rdtype_checked):
                 who = key_name.to_text(omit_final_dot=True) if key_name else "unsigned"
                 raise Refused(f"{who} may not update {name}/{type_text(rdtype_checked)}")
-            granted.add((name, rdtype_checked))
+            granted.add((low, rdtype_checked))
         operations.extend(new)
     return operations
 

@@ -52,12 +52,12 @@ def _read(data: bytes) -> ParsedUpdate:
     qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data, 4)
     if qdcount != 1 or arcount != 0:
         raise _Bad
-    names: dict[bytes, dns.name.Name] = {}
+    names: dict[bytes, tuple[dns.name.Name, bytes]] = {}
     wire, pos = _name(data, 12)
     rdtype, rdclass = struct.unpack_from("!HH", data, pos)
     if rdtype != _SOA or rdclass != _IN:
         raise _Bad
-    zone = [(_as_name(names, wire), rdtype, rdclass)]
+    zone = [(_as_name(names, wire)[0], rdtype, rdclass)]
     pos += 4
     prerequisites, pos = _section(data, pos, ancount, names, True)
     updates, pos = _section(data, pos, nscount, names, False)
@@ -67,7 +67,7 @@ def _read(data: bytes) -> ParsedUpdate:
 
 
 def _section(
-    data: bytes, pos: int, count: int, names: dict[bytes, dns.name.Name], prereq: bool
+    data: bytes, pos: int, count: int, names: dict[bytes, tuple[dns.name.Name, bytes]], prereq: bool
 ) -> tuple[list[UpdateRR], int]:
     out = []
     for _ in range(count):
@@ -86,7 +86,8 @@ def _section(
             rdata = _rdata(data, pos, end, rdtype)
         else:
             raise _Bad
-        out.append(UpdateRR(_as_name(names, wire), rdclass, rdtype, ttl, rdata))
+        name, low = _as_name(names, wire)
+        out.append(UpdateRR(name, low, rdclass, rdtype, ttl, rdata))
         pos = end
     return out, pos
 
@@ -160,9 +161,11 @@ def _name(data: bytes, pos: int, limit: int | None = None) -> tuple[bytes, int]:
     return b"".join(labels) + b"\x00", end if end >= 0 else pos
 
 
-def _as_name(names: dict[bytes, dns.name.Name], wire: bytes) -> dns.name.Name:
-    """The Name of an uncompressed wire name, parsed once per message."""
-    name = names.get(wire)
-    if name is None:
-        name = names[wire] = dns.name.from_wire(wire, 0)[0]
-    return name
+def _as_name(
+    names: dict[bytes, tuple[dns.name.Name, bytes]], wire: bytes
+) -> tuple[dns.name.Name, bytes]:
+    """The Name of an uncompressed wire name and its lower-cased wire, once per message."""
+    entry = names.get(wire)
+    if entry is None:
+        entry = names[wire] = (dns.name.from_wire(wire, 0)[0], wire.lower())
+    return entry
