@@ -1,0 +1,102 @@
+"""CPU time per small signed UPDATE, in process (issue 11), wire reader on and off.
+
+    .venv/bin/python bench/update_cpu.py [--updates 400] [--runs 5]
+
+Builds a real Store (SQLite journal in a temporary folder) and sends typical
+dynamic-DNS UPDATEs (a prerequisite, delete the name's A RRset, add one A,
+TSIG HMAC-SHA256) through DnsHandler.handle as the UDP loop does, one commit
+each (no group commit here). Prints the process CPU time per UPDATE, median
+of the runs, for dnspython parsing the sections (the path before
+wireupdate.py) and for the wire reader: CPU time, because the machine this
+runs on is shared and wall-clock time is noisy. A few seconds in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dns.name
+import dns.tsig
+import dns.update
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ddns_server import model  # noqa: E402
+from ddns_server.dnsmsg import DnsHandler  # noqa: E402
+from ddns_server.journal import Journal  # noqa: E402
+from ddns_server.model import PolicyRule  # noqa: E402
+from ddns_server.query import QueryEngine  # noqa: E402
+from ddns_server.store import Store, records_from_text  # noqa: E402
+from ddns_server.update_handler import UpdateProcessor  # noqa: E402
+
+ORIGIN = dns.name.from_text("bench.test")
+KEY = dns.tsig.Key("bench-key.", b"b" * 32, dns.tsig.HMAC_SHA256)
+ZONE = """
+$ORIGIN bench.test.
+$TTL 300
+@   SOA ns1 hostmaster 1 3600 600 86400 60
+@   NS  ns1
+ns1 A   192.0.2.1
+"""
+
+
+def messages(count: int, run: int) -> list[bytes]:
+    out = []
+    for i in range(count):
+        msg = dns.update.UpdateMessage(ORIGIN)
+        name = f"host{i % 50}"
+        msg.present("ns1", "A")
+        msg.delete(name, "A")
+        msg.add(name, 60, "A", f"10.{run}.{i // 256}.{i % 256}")
+        msg.use_tsig({KEY.name: KEY}, KEY.name)
+        wire = msg.to_wire()
+        assert wire is not None
+        out.append(wire)
+    return out
+
+
+def run_once(count: int, run: int, wire_reader: bool) -> float:
+    """CPU seconds per UPDATE over `count` UPDATEs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Journal(Path(tmp) / "journal.sqlite3"))
+        store.open_zone(ORIGIN, records_from_text(ZONE, ORIGIN, "bench"))
+        zone_config = model.Zone(ORIGIN, None, (PolicyRule(KEY.name, "zonesub", None, None),))
+        handler = DnsHandler(QueryEngine(store.zones), {KEY.name: KEY})
+        handler.updates = UpdateProcessor(store, [zone_config])
+        handler.wire_updates = wire_reader
+        wires = messages(count, run)
+        start = time.process_time()
+        for wire in wires:
+            (response,) = handler.handle(wire, ("127.0.0.1", 5300), False)
+            assert response[3] & 0x0F == 0, response.hex()
+        spent = time.process_time() - start
+        store.journal.close()
+        return spent / count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--updates", type=int, default=400)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    results: dict[bool, list[float]] = {False: [], True: []}
+    for run in range(args.runs):
+        for wire_reader in (False, True):  # alternate, so load drifts hit both
+            results[wire_reader].append(run_once(args.updates, run, wire_reader))
+    for wire_reader, label in ((False, "dnspython sections"), (True, "wire reader")):
+        values = sorted(v * 1e6 for v in results[wire_reader])
+        print(
+            f"{label:20} median {statistics.median(values):7.1f} µs/update"
+            f"  (runs: {', '.join(f'{v:.0f}' for v in values)})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
