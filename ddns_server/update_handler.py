@@ -61,7 +61,7 @@ class UpdateProcessor:
     def handle_update(self, query: dns.message.Message, source: Source) -> int:
         """Process one UPDATE dnspython parsed; the rcode to answer it with."""
         key_name: dns.name.Name | None = query.keyname if query.had_tsig else None
-        zone_text = query.question[0].name.to_text() if query.question else "?"
+        zone_text = query.question[0].name if query.question else "?"
 
         def parsed() -> ParsedUpdate:
             if not isinstance(query, dns.update.UpdateMessage):
@@ -74,13 +74,13 @@ class UpdateProcessor:
         self, update: ParsedUpdate, key_name: dns.name.Name | None, source: Source
     ) -> int:
         """Process one UPDATE read from the wire (wireupdate.py); the rcode."""
-        zone_text = update.zone[0][0].to_text() if update.zone else "?"
+        zone_text = update.zone[0][0] if update.zone else "?"
         return self._handle(lambda: update, zone_text, key_name, source)
 
     def _handle(
         self,
         parsed: Callable[[], ParsedUpdate],
-        zone_text: str,
+        zone_text: object,  # a Name: formatted only when logged
         key_name: dns.name.Name | None,
         source: Source,
     ) -> int:
