@@ -187,6 +187,7 @@ class DnsHandler:
     def _wire_update(self, data: bytes, checked: Verified, source: Source) -> list[bytes] | None:
         """A verified UPDATE whose sections wireupdate.py reads: answered
         without dnspython's Message. None: the message takes dnspython's path."""
+        # UpdateProcessor.handle_parsed; a handler without it gets dnspython's message
         handle = getattr(self.updates, "handle_parsed", None)
         if not self.wire_updates or handle is None or self.fast_tsig is None:
             return None

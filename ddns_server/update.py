@@ -1,7 +1,9 @@
 """RFC 2136 UPDATE on one zone: zone section, prerequisites, prescan, apply.
 
-Pure: takes the zone's current content (ZoneData), a parsed and TSIG-checked
-dnspython UpdateMessage, the zone's policy rules and the signing key, and
+Pure: takes the zone's current content (ZoneData), a TSIG-checked UPDATE in
+its light form (ParsedUpdate: read from the wire by wireupdate.py, or
+turned from dnspython's UpdateMessage by `from_message`, so these rules are
+written once for both), the zone's policy rules and the signing key, and
 returns the net Changeset, or raises the DnsError that answers the message.
 Nothing is changed here: the caller commits the changeset (Store.commit bumps
 the SOA serial once), so a message applies whole or not at all.
