@@ -537,7 +537,7 @@ def _print_plan(plan: Plan, as_json: bool, max_share: float, force: bool) -> Non
 def cmd_health_status(args: argparse.Namespace) -> int:
     """Every failover RRset: from the running server's status file, with what
     the journal serves; without a running server the states are unknown."""
-    from ddns_server.health import health_status, status_text
+    from ddns_server.health_report import health_status, status_text
 
     config = _config(args)
     rows, running = health_status(config)

@@ -47,15 +47,8 @@ from twisted.web.iweb import IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 from ddns_server import model
-from ddns_server.health import (
-    STATUS_FILE,
-    FailoverSet,
-    HealthChecker,
-    HealthMetrics,
-    Hooks,
-    Target,
-    write_status_file,
-)
+from ddns_server.health import FailoverSet, HealthChecker, HealthMetrics, Hooks, Target
+from ddns_server.health_report import STATUS_FILE, write_status_file
 from ddns_server.store import Store
 
 log = logging.getLogger("ddns_server.health")

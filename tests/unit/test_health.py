@@ -19,14 +19,10 @@ from zonetext import records_from_text
 from ddns_server import model
 from ddns_server.config import load_config
 from ddns_server.errors import ConfigError
-from ddns_server.health import (
-    HealthChecker,
-    Hooks,
-    OwnedByChecker,
-    Target,
+from ddns_server.health import HealthChecker, Hooks, OwnedByChecker, Target, select
+from ddns_server.health_report import (
     health_status,
     read_status_file,
-    select,
     status_text,
     write_status_file,
 )
