@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ddns_server.errors import UserError
+from ddns_server.journal_file import HOW, JournalUnusable, open_file
 from ddns_server.zonedata import Changeset, Record
 
 SCHEMA_VERSION = 2  # 2: mirror_cursors, mirror_owned (upstream mirrors)
@@ -79,73 +78,6 @@ _SCHEMA = [
 
 # The write probe's size: about what a typical update's commit writes.
 PROBE_BYTES = 16384
-
-
-# How to proceed, for every refusal to open a journal (docs/operations.md).
-_HOW = (
-    "restore a backup, or move the file away deliberately to start over from the zone "
-    "files (`ddns-server zone import ZONE FILE` puts content back as a new version)"
-)
-
-
-class JournalUnusable(UserError):
-    """The journal file exists but cannot be used as it is: never seeded over."""
-
-
-def _open_file(path: Path) -> bool:
-    """Make sure `path` is a journal we may open; True when created here.
-
-    Only a journal created from nothing (no file at all) may be seeded from
-    zone files. An existing file that is empty, unreadable or not SQLite is
-    refused (one line, JournalUnusable): overwriting it would drop every
-    journaled version. A new journal is created 0600 in a 0700 folder (its
-    -wal and -shm take the file's mode): it holds the zone history, user
-    names and client addresses.
-    """
-    if path.is_symlink() and not path.exists():
-        # A dangling link: creating through it (or refusing with EEXIST, as
-        # O_EXCL does on a link) is never what the operator meant.
-        raise JournalUnusable(f"journal {path} is a symbolic link to a missing file; {_HOW}")
-    if not path.exists():
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True, mode=0o700)
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:  # created beside us just now: check it as existing
-            return _open_file(path)
-        return True
-    if path.is_dir():
-        raise JournalUnusable(f"journal {path} is a folder, not a file")
-    # The file is never opened here: SQLite's locks are POSIX locks, which a
-    # process loses on *every* descriptor of the file when it closes any one
-    # of them. Opening and closing the journal in a server that already has it
-    # open would drop the server's locks, letting another process checkpoint
-    # the WAL under it. SQLite itself checks the header (the first PRAGMA on a
-    # foreign file fails: "file is not a database").
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise JournalUnusable(f"journal {path} cannot be read ({e.strerror}); {_HOW}") from None
-    if not os.access(path, os.R_OK | os.W_OK):
-        raise JournalUnusable(f"journal {path} cannot be read (permission denied); {_HOW}")
-    if size == 0:
-        raise JournalUnusable(
-            f"journal {path} exists but is empty (0 bytes); refusing to seed zones over it: {_HOW}"
-        )
-    return False
-
-
-def loose_modes(path: Path) -> list[str]:
-    """The journal's folder and files that group or others may read (for a warning)."""
-    found = []
-    for candidate in (path.parent, path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            mode = candidate.stat().st_mode
-        except OSError:
-            continue
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            found.append(f"{candidate} (mode {stat.S_IMODE(mode):04o})")
-    return found
 
 
 def _record_key(record: Record) -> tuple[bytes, int, bytes]:
@@ -203,7 +135,7 @@ class Journal:
     def __init__(self, path: Path, sync_full: bool = False) -> None:
         self.path = path
         # True when this process made the file: only then may zones be seeded.
-        self.created = _open_file(path)
+        self.created = open_file(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn = conn
         try:
@@ -214,18 +146,16 @@ class Journal:
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute(f"PRAGMA synchronous = {'FULL' if sync_full else 'NORMAL'}")
             if not self.created and not self._is_ours():
-                raise JournalUnusable(f"journal {path} holds no ddns-server journal; {_HOW}")
+                raise JournalUnusable(f"journal {path} holds no ddns-server journal; {HOW}")
             self._migrate()
         except sqlite3.DatabaseError as e:
             conn.close()
             if "not a database" in str(e):
                 raise JournalUnusable(
                     f"journal {path} is not an SQLite database, or it is unreadable or "
-                    f"corrupt ({e}); {_HOW}"
+                    f"corrupt ({e}); {HOW}"
                 ) from None
-            raise JournalUnusable(
-                f"journal {path} is unreadable or corrupt ({e}); {_HOW}"
-            ) from None
+            raise JournalUnusable(f"journal {path} is unreadable or corrupt ({e}); {HOW}") from None
         except JournalUnusable:
             conn.close()
             raise
@@ -691,31 +621,6 @@ class Journal:
     def data_version(self) -> int:
         """Changes when another connection (another process) commits."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
-
-
-def check_history(journal: Journal, zones: Sequence[str]) -> None:
-    """Refuse to seed a configured zone over a journal that already has history.
-
-    Zone files seed a zone only while the journal holds no version of any
-    zone (it was just created, or never written). A zone without history
-    beside zones with history is what a wrong or restored-too-old journal
-    looks like: seeding it would silently replace what it had, so the server
-    stops (issue 14). A zone is added to a running set-up explicitly, with
-    `ddns-server zone import ZONE FILE` (docs/operations.md).
-    """
-    have = journal.zones_with_history()
-    if not have:
-        return
-    missing = [zone for zone in zones if not journal.has_zone(zone)]
-    if missing:
-        zone = missing[0].rstrip(".")
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise JournalUnusable(
-            f"journal {journal.path} has history for {', '.join(z.rstrip('.') for z in have)} "
-            f"but none for configured zone {zone}{more}; refusing to seed it from its file: "
-            f"to add the zone, run `ddns-server zone import {zone} FILE`; if the journal should "
-            "have it, restore a backup"
-        )
 
 
 def net_changes(changesets: Iterable[Changeset]) -> Changeset:

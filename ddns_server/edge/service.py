@@ -30,7 +30,8 @@ from ddns_server.edge.notify import Notifier
 from ddns_server.edge.probes import HealthService
 from ddns_server.edge.tls import ReloadableContextFactory, context_factory, describe_certificate
 from ddns_server.errors import ConfigError, DdnsError, UserError
-from ddns_server.journal import Journal, Version, check_history, loose_modes
+from ddns_server.journal import Journal, Version
+from ddns_server.journal_file import check_history, loose_modes
 from ddns_server.keys import keyring
 from ddns_server.logs import audit
 from ddns_server.logs import configure as configure_logs

@@ -20,14 +20,12 @@ import pytest
 from ddns_server.errors import UserError
 from ddns_server.journal import (
     Journal,
-    JournalUnusable,
     NewVersion,
     StaleJournal,
     Version,
-    check_history,
-    loose_modes,
     net_changes,
 )
+from ddns_server.journal_file import JournalUnusable, check_history, loose_modes
 from ddns_server.zonedata import Changeset, Record, name_to_wire
 
 ZONE = "dyn.example.test."
