@@ -140,6 +140,28 @@ def wait_for(
         time.sleep(interval)
 
 
+def holds_for(
+    predicate: Callable[[], object],
+    seconds: float,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> None:
+    """Check that ``predicate`` stays truthy for ``seconds`` (a bounded window).
+
+    For "nothing happens" checks (no retry while a mirror is stopped): the
+    window is the assertion, not a wait for something to finish, so it is
+    a fixed length; raises AssertionError naming ``message`` at the first
+    false value.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        if not predicate():
+            raise AssertionError(f"{message} stopped holding")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
 # Every process started here, so that an interpreter exit that skips fixture
 # teardown (a crash, a second Ctrl-C) still leaves nothing running.
 _live: list[subprocess.Popen[bytes]] = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import ServerFactory
-from harness import ServerProcess, http_get, wait_for
+from harness import ServerProcess, holds_for, http_get, wait_for
 from named_primary import UPSTREAM, Rows
 from test_mirror_rfc2136 import (
     NAMES,
@@ -293,10 +292,7 @@ def test_cloudflare_bad_token_is_permanent_without_retry_storm(
         for i in range(5):
             update(server, ("replace", "home", 300, "A", f"10.2.0.{i}"))
         # No call at all while stopped, over a few seconds and five new versions.
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            assert len(c.calls) == calls, c.calls
-            time.sleep(0.2)
+        holds_for(lambda: len(c.calls) == calls, 3, message=f"no call while stopped: {c.calls}")
         assert status(server)["pending_versions"] >= 5
         assert status(server)["state"] == "stopped"
         assert c.zone_records(c.zone_id) == [before]
