@@ -357,8 +357,10 @@ def test_records_per_type_cap(served: Served) -> None:
     assert rcode(served, update_of(*many)) == dns.rcode.REFUSED
     assert served.state() == before
     assert rcode(served, update_of(*many[:100])) == dns.rcode.NOERROR
-    # one more, in another message: still over the cap
+    # one more, in another message: still over the cap, and nothing changes
+    full = served.state()
     assert rcode(served, update_of(many[100])) == dns.rcode.REFUSED
+    assert served.state() == full
     assert len(served.zone.records_at(name_to_wire(dns.name.from_text("a", ORIGIN)))) == 100
 
 
