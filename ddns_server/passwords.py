@@ -11,9 +11,13 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidKey
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+if TYPE_CHECKING:  # imported where a hash is made or checked: the config
+    # readers only parse hashes, and a DNS-only server keeps cryptography
+    # (~7 MiB) out of memory (a server with users has an HTTP listener,
+    # whose TLS code imports it at start)
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 _PREFIX = "$scrypt$"
 _LN = 15  # n = 2**15: about 32 MiB and tens of milliseconds per hash
@@ -71,6 +75,8 @@ def _parse(encoded: str) -> _Hash:
 
 
 def _scrypt(h: _Hash) -> Scrypt:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     return Scrypt(salt=h.salt, length=len(h.key), n=2**h.ln, r=h.r, p=h.p)
 
 
@@ -82,14 +88,14 @@ def _encode_password(password: str) -> bytes:
 def hash_password(password: str) -> str:
     """Return a new salted scrypt hash of `password`, in the `$scrypt$...` form."""
     salt = os.urandom(_SALT_SIZE)
-    key = Scrypt(salt=salt, length=_KEY_SIZE, n=2**_LN, r=_R, p=_P).derive(
-        _encode_password(password)
-    )
+    key = _scrypt(_Hash(_LN, _R, _P, salt, bytes(_KEY_SIZE))).derive(_encode_password(password))
     return f"{_PREFIX}ln={_LN},r={_R},p={_P}${_b64encode(salt)}${_b64encode(key)}"
 
 
 def verify_password(password: str, encoded: str) -> bool:
     """True if `password` matches the hash `encoded` (constant-time); False if malformed."""
+    from cryptography.exceptions import InvalidKey
+
     try:
         h = _parse(encoded)
     except ValueError:

@@ -31,19 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from OpenSSL import SSL
-from twisted.internet import defer, task
-from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
-    IReadDescriptor,
-    IWriteDescriptor,
-)
-from twisted.internet.protocol import Protocol
-from twisted.internet.ssl import CertificateOptions
+from twisted.internet import task
+from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 from ddns_server import model
@@ -57,7 +47,6 @@ TICK = 0.05  # seconds between scheduler passes
 JITTER = 0.05  # +-5% of the interval
 STATUS_CHANGED_EVERY = 1.0  # the status file, at most this often after a state change
 STATUS_EVERY = 10.0  # ... and at least this often (a heartbeat for `health status`)
-USER_AGENT = b"ddns-server-health-check"
 # Close a connected probe with a reset (SO_LINGER 0), as HAProxy's checks do:
 # no FIN exchange and no TIME_WAIT socket left per probe on either side.
 _RESET = struct.pack("ii", 1, 0)
@@ -205,45 +194,6 @@ class _Pending:
         self.connects.cancel(self.sock)
 
 
-@implementer(IOpenSSLClientConnectionCreator)
-class _NoVerifyConnection:
-    """TLS without certificate verification (as Route 53's HTTPS checks), SNI = host."""
-
-    def __init__(self, server_name: str | None) -> None:
-        self.server_name = server_name
-        self.context = CertificateOptions(verify=False).getContext()
-
-    def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:  # noqa: N802
-        connection = SSL.Connection(self.context, None)
-        if self.server_name:
-            connection.set_tlsext_host_name(self.server_name.encode("idna"))
-        connection.set_connect_state()
-        connection.set_app_data(tls_protocol)
-        return connection
-
-
-@implementer(IPolicyForHTTPS)
-class _NoVerifyPolicy:
-    def creatorForNetloc(self, _hostname: bytes, _port: int) -> _NoVerifyConnection:  # noqa: N802
-        return _NoVerifyConnection(None)
-
-
-@implementer(IPolicyForHTTPS)
-class _SniPolicy:
-    def __init__(self, host: str) -> None:
-        self.host = host
-
-    def creatorForNetloc(self, _hostname: bytes, _port: int) -> _NoVerifyConnection:  # noqa: N802
-        return _NoVerifyConnection(self.host)
-
-
-class _Discard(Protocol):
-    """Drop the body: the status line decided the check."""
-
-    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface
-        self.transport.stopProducing()  # type: ignore[union-attr]
-
-
 class Prober:
     """Runs the checker's probes: one heap of due targets, a tick, in-flight timeouts."""
 
@@ -256,9 +206,18 @@ class Prober:
         self._seq = 0
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = reactor
-        self._pool = HTTPConnectionPool(reactor, persistent=False)
-        self._agents: dict[tuple[str | None, bool], Agent] = {}
         self._connects: _Connects | None = None
+        self._http: Any = None  # http_probe.HttpProbes, made for the first HTTP(S) check
+
+    def http_probes(self) -> Any:
+        """The HTTP(S) prober: twisted.web's Agent and TLS are imported only
+        when a failover RRset checks over HTTP(S) (HealthService._run makes it
+        at start, so a broken install fails there)."""
+        if self._http is None:
+            from ddns_server.edge.http_probe import HttpProbes
+
+            self._http = HttpProbes(self.reactor)
+        return self._http
 
     def start(self) -> None:
         if self._loop.running:
@@ -328,45 +287,10 @@ class Prober:
                 done(False, None, e.strerror or str(e))
                 return
         else:
-            probe = self._http(target, check, done)
+            probe = self.http_probes().probe(target, check, done)
         if target.inflight is token:
             self._seq += 1
             heapq.heappush(self._deadlines, (now + spec.timeout, self._seq, target, token, probe))
-
-    def _http(self, target: Target, check: model.FailoverCheck, done: Any) -> defer.Deferred[Any]:
-        https = check.protocol == "https"
-        key = (check.host, https)
-        agent = self._agents.get(key)
-        if agent is None:
-            policy = _SniPolicy(check.host) if check.host else _NoVerifyPolicy()
-            agent = self._agents[key] = Agent(self.reactor, policy, pool=self._pool)
-        host = f"[{target.address}]" if ":" in target.address else target.address
-        url = f"{check.protocol}://{host}:{check.port}{check.path}".encode("ascii")
-        headers = Headers({b"User-Agent": [USER_AGENT], b"Connection": [b"close"]})
-        if check.host:
-            headers.setRawHeaders(b"Host", [check.host.encode("idna")])
-        started = time.monotonic()
-        d: defer.Deferred[Any] = agent.request(b"GET", url, headers)
-
-        def got(response: IResponse) -> None:
-            latency = time.monotonic() - started
-            response.deliverBody(_Discard())
-            code = int(response.code)
-            wanted = check.expect_status
-            ok = code in wanted if wanted else 200 <= code < 400
-            done(ok, latency, "" if ok else f"HTTP status {code}")
-
-        def failed(failure: Failure) -> None:
-            if failure.check(defer.CancelledError):
-                return
-            error = failure.getErrorMessage()
-            reasons = getattr(failure.value, "reasons", None)
-            if reasons:
-                error = reasons[0].getErrorMessage()
-            done(False, time.monotonic() - started, error[:200])
-
-        d.addCallbacks(got, failed)
-        return d
 
     def _timed_out(self, target: Target, probe: Any) -> None:
         target.inflight = None
@@ -423,6 +347,8 @@ class HealthService:
         if not self.checker.sets:
             self.stop()
             return
+        if any(rrset.spec.check.protocol != "tcp" for rrset in self.checker.sets.values()):
+            self.prober.http_probes()
         self.prober.start()
         if not self._status_loop.running:
             self._status_loop.start(STATUS_CHANGED_EVERY / 2, now=True)

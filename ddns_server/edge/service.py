@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import task
@@ -17,18 +17,10 @@ from twisted.python import log as twisted_log
 
 from ddns_server import config as config_mod
 from ddns_server import model
-from ddns_server.api.service import ApiContext
-from ddns_server.api.tokens import TokenStore
 from ddns_server.dnsmsg import DnsHandler
-from ddns_server.dyndns2 import Dyndns2
-from ddns_server.edge.api_http import add_api_resources
 from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
-from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
-from ddns_server.edge.http import make_root
-from ddns_server.edge.http_limits import LimitedSite
 from ddns_server.edge.notify import Notifier
 from ddns_server.edge.probes import HealthService
-from ddns_server.edge.tls import ReloadableContextFactory, context_factory, describe_certificate
 from ddns_server.errors import ConfigError, DdnsError, UserError
 from ddns_server.journal import Journal, Version
 from ddns_server.journal_file import check_history, loose_modes
@@ -47,6 +39,12 @@ from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
 from ddns_server.zonedata import ZoneData, name_to_wire
+
+if TYPE_CHECKING:  # imported when an http(s) listener is configured (Server._http_site)
+    from ddns_server.api.service import ApiContext
+    from ddns_server.dyndns2 import Dyndns2
+    from ddns_server.edge.http_limits import LimitedSite
+    from ddns_server.edge.tls import ReloadableContextFactory
 
 log = logging.getLogger("ddns_server")
 
@@ -114,13 +112,9 @@ class Server:
             reactor, config.zones, lambda result: self.metrics.notifies.labels(result).inc()
         )
         self.store.add_listener(self.notifier.on_version)
-        self.dyndns = Dyndns2(
-            self.store, lambda: self.config, lambda code: self.metrics.dyndns.labels(code).inc()
-        )
-        # /api/v1 and /client/v4: tokens are read from the journal on each request
-        self.api = ApiContext(
-            self.store, TokenStore(self.journal.conn), lambda: self.config, time.time
-        )
+        # DynDNS2 and the API: made with the HTTP site (_http_site)
+        self.dyndns: Dyndns2 | None = None
+        self.api: ApiContext | None = None
         # (kind, host, port) -> its listening ports (DNS: UDP and TCP)
         self.listening: dict[tuple[str, str, int], list[IListeningPort]] = {}
         self._tls: ReloadableContextFactory | None = None
@@ -131,8 +125,6 @@ class Server:
         self.store.add_listener(audit)  # one audit line per committed change
         # Failover RRsets: probes, the checker's writes, ownership (docs/failover.md).
         self.failover = HealthService(reactor, self.store, config, self.registry)
-        self.dyndns.owned = self.failover.checker.owns
-        self.api.failover_status = self.failover.checker.status
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
         # Mirrors: one worker thread each; the listener only wakes them.
         self.mirrors = Supervisor(config.journal_path)
@@ -159,9 +151,15 @@ class Server:
                 opened.append(listen_udp(reactor, ep.port, udp, ep.host))
                 opened.append(reactor.listenTCP(ep.port, self._tcp, interface=ep.host, backlog=128))
             elif kind == "http":
-                opened.append(reactor.listenTCP(ep.port, self._site, interface=ep.host))
+                opened.append(reactor.listenTCP(ep.port, self._http_site(), interface=ep.host))
             else:
-                opened.append(reactor.listenSSL(ep.port, self._site, self._tls, interface=ep.host))
+                from twisted.protocols.tls import TLSMemoryBIOFactory
+
+                # What reactor.listenSSL does, which a reactor imported
+                # without TLS (import_reactor) does not offer.
+                tls: Any = self._tls  # an IOpenSSLContextFactory (getContext)
+                site = TLSMemoryBIOFactory(tls, False, self._http_site())
+                opened.append(reactor.listenTCP(ep.port, site, interface=ep.host))
         except Exception:
             for port in opened:
                 port.stopListening()
@@ -178,25 +176,57 @@ class Server:
         if udp is not None:
             self._udp.remove(udp)
 
-    def start(self) -> None:
-        reactor = self.reactor
-        self._tcp = DnsTcpFactory(self.handler, self.metrics)
+    def _http_site(self) -> LimitedSite:
+        """The HTTP side: /healthz, /metrics, DynDNS2, the API.
+
+        Made (and twisted.web, the API and DynDNS2 code imported) with the
+        first http(s) listener, at start or by a reload: a DNS-only server
+        neither loads nor keeps any of it.
+        """
+        if self._site is not None:
+            return self._site
+        from ddns_server.api.service import ApiContext
+        from ddns_server.api.tokens import TokenStore
+        from ddns_server.dyndns2 import Dyndns2
+        from ddns_server.edge.api_http import add_api_resources
+        from ddns_server.edge.dyndns_http import DdnsRequest, add_resources
+        from ddns_server.edge.http import make_root
+        from ddns_server.edge.http_limits import LimitedSite
+
+        self.dyndns = Dyndns2(
+            self.store, lambda: self.config, lambda code: self.metrics.dyndns.labels(code).inc()
+        )
+        self.dyndns.owned = self.failover.checker.owns
+        # /api/v1 and /client/v4: tokens are read from the journal on each request
+        self.api = ApiContext(
+            self.store, TokenStore(self.journal.conn), lambda: self.config, time.time
+        )
+        self.api.failover_status = self.failover.checker.status
         root = make_root(self.health_problem, self.registry)
-        add_resources(root, self.dyndns, lambda: self.config, reactor, time.time)
+        add_resources(root, self.dyndns, lambda: self.config, self.reactor, time.time)
         add_api_resources(
             root,
             self.api,
             lambda: self.config,
             lambda status: self.metrics.updates.labels("api", status).inc(),
         )
-        self._site = LimitedSite(
+        site = LimitedSite(
             root,
             lambda: self.config.http_limits,
             lambda: self.config.trusted_proxies,
             requestFactory=DdnsRequest,
         )
-        self._site.displayTracebacks = False
+        site.displayTracebacks = False
+        self._site = site
+        return site
+
+    def start(self) -> None:
+        self._tcp = DnsTcpFactory(self.handler, self.metrics)
+        if self.config.http or self.config.https:
+            self._http_site()  # a broken install fails here, before listening
         if self.config.https:
+            from ddns_server.edge.tls import ReloadableContextFactory, context_factory
+
             # TLS 1.2+; self-signed when no cert_file
             self._tls = ReloadableContextFactory(context_factory(self.config))
         for kind, endpoints in _endpoints(self.config):
@@ -317,6 +347,8 @@ class Server:
             )
         tls_options = None
         if config.https:
+            from ddns_server.edge.tls import context_factory
+
             try:  # read again even when the paths are the same: an ACME client renewed them
                 tls_options = context_factory(config)
             except UserError as e:
@@ -364,6 +396,8 @@ class Server:
         # A changed mirror (or its key's secret) restarts; stopped ones try again.
         self.mirrors.configure(_mirror_specs(config), reset=True)
         if tls_options is not None:
+            from ddns_server.edge.tls import ReloadableContextFactory, describe_certificate
+
             if self._tls is None:
                 self._tls = ReloadableContextFactory(tls_options)
             else:
@@ -439,9 +473,44 @@ def _mirror_specs(config: model.Config) -> list[MirrorSpec]:
     return out
 
 
+# What Twisted's reactor imports for listenSSL/connectSSL/startTLS, each
+# inside `try: ... except ImportError` (posixbase.py, tcp.py): pyOpenSSL and
+# cryptography, ~12 MiB and a tenth of a second at every start.
+_REACTOR_TLS = ("twisted.protocols.tls", "twisted.internet.ssl", "twisted.internet._newtls")
+
+
+def import_reactor(tls: bool) -> Any:
+    """Twisted's default reactor; without its TLS parts unless `tls`.
+
+    Without them the reactor lacks listenSSL (https listeners use listenTCP
+    with TLSMemoryBIOFactory, which is what listenSSL does) and startTLS
+    (unused); TLS itself still imports normally afterwards, for a reload
+    that adds an https listener or a probe.
+    """
+    blocked = []
+    if not tls and "twisted.internet.reactor" not in sys.modules:
+        blocked = [name for name in _REACTOR_TLS if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment] # ImportError
+    try:
+        from twisted.internet import reactor
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return reactor
+
+
+def _uses_tls(config: model.Config) -> bool:
+    """https listeners or HTTPS health checks."""
+    return bool(config.https) or any(
+        f.check.protocol == "https" for zone in config.zones for f in zone.failover
+    )
+
+
 def run(config: model.Config) -> int:
     """`ddns-server serve`: run in the foreground until SIGTERM/SIGINT."""
-    from twisted.internet import reactor
+    reactor = import_reactor(_uses_tls(config))
 
     configure_logs(config.log.format, config.log.level, sys.stderr)
     twisted_log.PythonLoggingObserver("twisted").start()

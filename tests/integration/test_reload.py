@@ -15,7 +15,15 @@ from pathlib import Path
 import yaml
 from conftest import ServerFactory
 from cryptography import x509
-from harness import ServerProcess, dig, example_zone_text, free_port, port_is_open, wait_for
+from harness import (
+    ServerProcess,
+    dig,
+    example_zone_text,
+    free_port,
+    http_get,
+    port_is_open,
+    wait_for,
+)
 
 from ddns_server.edge.tls import make_self_signed
 
@@ -111,6 +119,39 @@ def test_sighup_opens_and_closes_listen_addresses(server_factory: ServerFactory)
     assert f"listen.dns: listening on 127.0.0.1:{new_dns}" in log
     assert f"listen.dns: closed 127.0.0.1:{old_dns}" in log
     assert f"listen.http: closed 127.0.0.1:{old_http}" in log
+
+
+def loaded_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_dns_only_server_gets_http_and_https_by_sighup(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A DNS-only server loads neither the HTTP side nor pyOpenSSL/cryptography
+    (issue 11: RSS); a reload that adds http and https listeners loads them."""
+    server = server_factory({ZONE: example_zone_text()}, {"listen": {"http": [], "https": []}})
+    assert server.pid is not None
+    maps = loaded_libraries(server.pid)
+    assert "cryptography" not in maps and "OpenSSL" not in maps  # pyOpenSSL's cffi module
+    cert, key = write_pair(tmp_path / "tls", "late.example.test")
+    http_port, https_port = free_port("tcp"), free_port("tcp")
+    rewrite(
+        server,
+        listen={
+            "dns": [f"127.0.0.1:{server.dns_port}"],
+            "http": [f"127.0.0.1:{http_port}"],
+            "https": [f"127.0.0.1:{https_port}"],
+        },
+        tls={"cert_file": str(cert), "key_file": str(key)},
+    )
+    server.reload()
+    wait_for(lambda: port_is_open("127.0.0.1", https_port), timeout=5, message="https open")
+    assert http_get(f"http://127.0.0.1:{http_port}/healthz") == (200, "ok\n")
+    assert http_get(f"https://127.0.0.1:{https_port}/healthz") == (200, "ok\n")
+    assert presented_cn(https_port) == "late.example.test"
+    assert "configuration reloaded from" in server.log_text()
+    assert dig(server.dns_port, f"{ZONE}.", "SOA").status == "NOERROR"
 
 
 def test_sighup_names_what_needs_a_restart(server_factory: ServerFactory, tmp_path: Path) -> None:
