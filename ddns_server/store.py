@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,15 +165,31 @@ class Store:
         limits: ZoneLimits | None = None,
     ) -> ZoneData:
         """Serve a zone: its latest journaled version, or seed it when new."""
-        key = zone_key(origin)
-        apex = name_to_wire(origin).lower()
-        if not self.journal.has_zone(key):
-            if seed is None:
-                raise UserError(f"zone {origin}: not in the journal and no file to seed it from")
-            records = list(seed)
-            zone = ZoneData.from_records(origin, records)
-            self.journal.append(
-                [
+        return self.open_zones([(origin, seed, limits)])[0]
+
+    def open_zones(
+        self,
+        zones: Sequence[tuple[dns.name.Name, Iterable[Record] | None, ZoneLimits | None]],
+    ) -> list[ZoneData]:
+        """Serve zones: each one's latest journaled version, or seeded when new.
+
+        The seeds are journaled in one transaction: a kill during a first
+        start leaves all of them or none, never a journal with some zones
+        only, which the next start would refuse (journal_file.check_history).
+        """
+        opened: list[tuple[bytes, ZoneData, ZoneLimits | None, int]] = []
+        seeds: list[NewVersion] = []
+        for origin, seed, limits in zones:
+            key = zone_key(origin)
+            apex = name_to_wire(origin).lower()
+            if not self.journal.has_zone(key):
+                if seed is None:
+                    raise UserError(
+                        f"zone {origin}: not in the journal and no file to seed it from"
+                    )
+                records = list(seed)
+                zone = ZoneData.from_records(origin, records)
+                seeds.append(
                     NewVersion(
                         key,
                         zone.serial,
@@ -183,17 +199,19 @@ class Store:
                         "seed",
                         self.clock(),
                     )
-                ]
-            )
-            last = self.journal.latest_id(key)
-        else:
-            with self.journal.reading():  # content and its version id from one snapshot
-                zone = ZoneData.from_records(origin, self.journal.load(key))
-                last = self.journal.latest_id(key)
-        self.zones[apex] = zone
-        self.limits[apex] = limits or ZoneLimits()
-        self._last_id[apex] = last
-        return zone
+                )
+                last = -1  # the id the seed gets
+            else:
+                with self.journal.reading():  # content and its version id from one snapshot
+                    zone = ZoneData.from_records(origin, self.journal.load(key))
+                    last = self.journal.latest_id(key)
+            opened.append((apex, zone, limits, last))
+        ids = iter(self.journal.append(seeds) if seeds else ())
+        for apex, zone, limits, last in opened:
+            self.zones[apex] = zone
+            self.limits[apex] = limits or ZoneLimits()
+            self._last_id[apex] = next(ids) if last == -1 else last
+        return [zone for _, zone, _, _ in opened]
 
     def zone_for(self, origin: dns.name.Name) -> ZoneData | None:
         return self.zones.get(name_to_wire(origin).lower())

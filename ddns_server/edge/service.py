@@ -61,15 +61,14 @@ def open_store(config: model.Config, journal: Journal) -> Store:
     the journal has no history at all: check_history)."""
     check_history(journal, [zone.name.to_text().lower() for zone in config.zones])
     store = Store(journal)
+    opening = []
     for zone in config.zones:
         seed = None
         if zone.file and not journal.has_zone(zone.name.to_text().lower()):
             seed = records_from_file(zone.file, zone.name)
-        store.open_zone(
-            zone.name,
-            seed,
-            ZoneLimits(zone.journal_max_versions, zone.journal_max_age_days),
-        )
+        limits = ZoneLimits(zone.journal_max_versions, zone.journal_max_age_days)
+        opening.append((zone.name, seed, limits))
+    store.open_zones(opening)  # the seeds in one transaction
     return store
 
 

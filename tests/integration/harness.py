@@ -505,8 +505,8 @@ class ServerProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> ServerProcess:
-        """Start the server and wait until it answers; returns self."""
+    def start(self, wait: bool = True) -> ServerProcess:
+        """Start the server and wait until it answers (unless not `wait`); returns self."""
         if self.running():
             raise ServerError("server already running")
         self.starts += 1
@@ -530,6 +530,8 @@ class ServerProcess:
             env=env,
         )
         _live.append(self.proc)
+        if not wait:
+            return self
         try:
             self.wait_ready()
         except BaseException:

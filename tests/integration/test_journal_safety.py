@@ -8,6 +8,7 @@ way on is an explicit command (`zone import`) or moving the file away.
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -23,6 +24,22 @@ $TTL 300
 ns1 IN A 192.0.2.1
 www IN A 192.0.2.80
 """
+
+
+BIG_ZONE = "big.example.test"
+BIG_HOSTS = 30_000  # seeding it takes a while: the server is killed meanwhile
+
+
+def big_zone_text() -> str:
+    lines = [
+        f"$ORIGIN {BIG_ZONE}.",
+        "$TTL 300",
+        "@ IN SOA ns1 hostmaster 1 3600 600 604800 300",
+        "@ IN NS ns1",
+        "ns1 IN A 192.0.2.1",
+    ]
+    lines += [f"h{i} IN A 10.{i >> 16}.{(i >> 8) & 255}.{i & 255}" for i in range(BIG_HOSTS)]
+    return "\n".join(lines) + "\n"
 
 
 def serve_fails(server: ServerProcess) -> str:
@@ -106,3 +123,44 @@ def test_journal_files_are_private(server_factory: ServerFactory) -> None:
     assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+def journaled_versions(path: Path) -> int:
+    """Versions another process can see in the journal (0 while it has none)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(conn.execute("SELECT count(*) FROM versions").fetchone()[0])
+    except sqlite3.Error:  # not created yet
+        return 0
+    finally:
+        conn.close()
+
+
+def test_a_kill_at_the_first_seed_commit_leaves_a_journal_the_next_start_takes(
+    tmp_path: Path,
+) -> None:
+    """The zones' seeds are one transaction: a kill -9 as soon as any version
+    is journaled never leaves some zones seeded and others not (which the
+    next start would refuse, as a journal restored too old)."""
+    server = ServerProcess(
+        tmp_path / "server",
+        {EXAMPLE_ZONE_NAME: example_zone_text(), BIG_ZONE: big_zone_text()},
+    )
+    try:
+        server.start(wait=False)
+        wait_for(
+            lambda: journaled_versions(journal_file(server)) or not server.running(),
+            timeout=60,
+            interval=0.002,
+            message="the first journaled version",
+        )
+        server.kill()
+        server.start()
+        assert server.soa_serial(EXAMPLE_ZONE_NAME) == 2026112501
+        assert server.soa_serial(BIG_ZONE) == 1
+        assert server.query(f"h{BIG_HOSTS - 1}.{BIG_ZONE}", "A").answer
+    finally:
+        server.stop()
