@@ -232,7 +232,11 @@ class _Reader:
                     self.last_name = owner
                     self.last_ttl = ttl
                     self.last_ttl_known = True
-                    self._add(owner, A, ttl, rdata, rdata)
+                    low = owner.lower()
+                    if low not in self.nodes:  # a new owner: what _add does, in one step
+                        self.nodes[low] = (owner, {A: [ttl, {rdata: rdata}]})
+                    else:
+                        self._add(owner, A, ttl, rdata, rdata)
                     return
         pos = 0
         if not leading:
