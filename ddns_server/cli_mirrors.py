@@ -11,14 +11,16 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddns_server.errors import UserError
 from ddns_server.journal import Journal, Version
-from ddns_server.mirrors import registry, state
+from ddns_server.mirrors import state
 from ddns_server.mirrors.base import ProviderError
-from ddns_server.mirrors.engine import Mirror, status
 from ddns_server.mirrors.spec import MirrorSpec
+
+if TYPE_CHECKING:  # the engine and providers: imported by the mirror commands only
+    from ddns_server.mirrors.engine import Mirror
 
 
 def add_parsers(
@@ -49,6 +51,8 @@ def cmd_mirror_status(args: argparse.Namespace) -> int:
     config, journal = _open(args)
     try:
         now = time.time()
+        from ddns_server.mirrors.engine import status
+
         rows = [status(journal, spec, now) for spec in config.mirrors]
     finally:
         journal.close()
@@ -94,6 +98,8 @@ def _spec(config: Any, name: str) -> MirrorSpec:
 
 def cmd_mirror_resync(args: argparse.Namespace) -> int:
     from ddns_server.cli import _Offline
+    from ddns_server.mirrors import registry
+    from ddns_server.mirrors.engine import Mirror
 
     offline = _Offline(args)
     config, journal = offline.config, offline.journal

@@ -10,7 +10,7 @@ inline, from `*_file` or from `*_env`, exactly one of them.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.exception
 import dns.name
@@ -18,10 +18,10 @@ import dns.rdatatype
 import yaml
 
 from ddns_server.config.reader import Reader
-from ddns_server.mirrors import registry
-from ddns_server.mirrors.options import Option
-from ddns_server.mirrors.rfc2136 import parse_server
 from ddns_server.mirrors.spec import DEFAULT_NAMES, DEFAULT_TYPES, MirrorSpec, absolute, below
+
+if TYPE_CHECKING:  # the providers' code is imported only for a config with mirrors
+    from ddns_server.mirrors.options import Option
 
 MIRROR_KEYS = (
     "name",
@@ -84,6 +84,8 @@ def _mirror(reader: Any, node: yaml.Node, path: str, seen: dict[str, int]) -> Mi
         reader.string(values["provider"], f"{path}.provider") if "provider" in values else None
     )
     if provider is not None:
+        from ddns_server.mirrors import registry
+
         problem = registry.check(provider)
         if problem is not None:
             reader.problem(values["provider"], f"{path}.provider", problem)
@@ -198,6 +200,8 @@ def _options(
 ) -> dict[str, Any] | None:
     """The options, checked against the provider module's own description
     (mirrors/options.py), secrets resolved from *_file / *_env."""
+    from ddns_server.mirrors import registry
+
     try:
         info = registry.describe(provider)
     except LookupError:
@@ -278,6 +282,8 @@ def _check_rfc2136(
     reader: Reader, values: dict[str, yaml.Node], out: dict[str, Any], path: str
 ) -> None:
     if "server" in out:
+        from ddns_server.mirrors.rfc2136 import parse_server
+
         try:
             parse_server(str(out["server"]))
         except ValueError as e:

@@ -28,11 +28,7 @@ from ddns_server.keys import keyring
 from ddns_server.logs import audit
 from ddns_server.logs import configure as configure_logs
 from ddns_server.metrics import Metrics
-from ddns_server.mirrors import registry as mirror_registry
-from ddns_server.mirrors.base import ProviderError
-from ddns_server.mirrors.metrics import MirrorCollector
 from ddns_server.mirrors.spec import MirrorSpec
-from ddns_server.mirrors.worker import Supervisor
 from ddns_server.query import QueryEngine
 from ddns_server.rrl import RateLimiter, RrlCounters
 from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
@@ -45,6 +41,8 @@ if TYPE_CHECKING:  # imported when an http(s) listener is configured (Server._ht
     from ddns_server.dyndns2 import Dyndns2
     from ddns_server.edge.http_limits import LimitedSite
     from ddns_server.edge.tls import ReloadableContextFactory
+    from ddns_server.mirrors.engine import Mirror
+    from ddns_server.mirrors.worker import Supervisor
 
 log = logging.getLogger("ddns_server")
 
@@ -125,10 +123,10 @@ class Server:
         # Failover RRsets: probes, the checker's writes, ownership (docs/failover.md).
         self.failover = HealthService(reactor, self.store, config, self.registry)
         self.store.on_hook_error = lambda name: self.metrics.hook_errors.labels(name).inc()
-        # Mirrors: one worker thread each; the listener only wakes them.
-        self.mirrors = Supervisor(config.journal_path)
+        # Mirrors: one worker thread each; the listener only wakes them. The
+        # supervisor (and the providers' code) comes with the first mirror.
+        self.mirrors: Supervisor | None = None
         self.store.add_listener(self._wake_mirrors)
-        self.registry.register(MirrorCollector(lambda: self.journal, self.mirrors.mirrors))
         self._poller = task.LoopingCall(self._poll)
         self._prober = task.LoopingCall(self._probe)
 
@@ -201,6 +199,10 @@ class Server:
             self.store, TokenStore(self.journal.conn), lambda: self.config, time.time
         )
         self.api.failover_status = self.failover.checker.status
+        from ddns_server.mirrors.metrics import MirrorCollector
+
+        # /metrics is the registry's only reader: its mirror families come with it
+        self.registry.register(MirrorCollector(lambda: self.journal, self._mirror_list))
         root = make_root(self.health_problem, self.registry)
         add_resources(root, self.dyndns, lambda: self.config, self.reactor, time.time)
         add_api_resources(
@@ -235,7 +237,7 @@ class Server:
         self._poller.start(POLL_INTERVAL, now=False)
         self._prober.start(PROBE_INTERVAL, now=False)
         self.failover.start()
-        self.mirrors.configure(_mirror_specs(self.config))
+        self._configure_mirrors(self.config)
         for zone in self.store.zones.values():
             log.info(
                 "serving zone %s serial %d (%d records)",
@@ -252,7 +254,8 @@ class Server:
             self._prober.stop()
         self.notifier.stop()
         self.failover.stop()
-        self.mirrors.stop()
+        if self.mirrors is not None:
+            self.mirrors.stop()
         for key in list(self.listening):
             self._unlisten(key)
         self.journal.close()
@@ -319,7 +322,21 @@ class Server:
             log.exception("reading the journal failed")
 
     def _wake_mirrors(self, zone: ZoneData, version: Version | None) -> None:
-        self.mirrors.wake(zone_key(zone.origin))
+        if self.mirrors is not None:
+            self.mirrors.wake(zone_key(zone.origin))
+
+    def _mirror_list(self) -> list[tuple[MirrorSpec, Mirror | None]]:
+        return self.mirrors.mirrors() if self.mirrors is not None else []
+
+    def _configure_mirrors(self, config: model.Config, reset: bool = False) -> None:
+        """Run the configured mirrors (the supervisor made with the first one)."""
+        if self.mirrors is None:
+            if not config.mirrors:
+                return
+            from ddns_server.mirrors.worker import Supervisor
+
+            self.mirrors = Supervisor(config.journal_path)
+        self.mirrors.configure(_mirror_specs(config), reset=reset)
 
     def reload(self, config: model.Config) -> None:
         """SIGHUP: take new keys, users, policies, zones, listen addresses and TLS files.
@@ -393,7 +410,7 @@ class Server:
             )
             self.notifier.notify(data)
         # A changed mirror (or its key's secret) restarts; stopped ones try again.
-        self.mirrors.configure(_mirror_specs(config), reset=True)
+        self._configure_mirrors(config, reset=True)
         if tls_options is not None:
             from ddns_server.edge.tls import ReloadableContextFactory, describe_certificate
 
@@ -463,6 +480,9 @@ def _address(host: str, port: int) -> str:
 
 def _mirror_specs(config: model.Config) -> list[MirrorSpec]:
     """The mirrors with their rfc2136 key resolved (a new secret restarts the mirror)."""
+    from ddns_server.mirrors import registry as mirror_registry
+    from ddns_server.mirrors.base import ProviderError
+
     out = []
     for spec in config.mirrors:
         try:

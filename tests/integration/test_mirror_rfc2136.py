@@ -431,3 +431,21 @@ def test_the_provider_contract_against_named(spawn: Spawn, tmp_path: Path) -> No
     check_a_becomes_cname(provider, f"{UPSTREAM}.")
     assert (f"outside.{UPSTREAM}.", "A", 300, "203.0.113.7") in upstream.rows()
     provider.close()
+
+
+def test_a_mirror_added_by_sighup_delivers(mirrored: Setup) -> None:
+    """A server started without mirrors has no supervisor (nor the providers'
+    code loaded); the first mirror, added by SIGHUP, starts one."""
+    server, upstream = mirrored(start=False)
+    entry = server.config.pop("mirrors")
+    server.write_config()
+    with server:
+        update(server, ("replace", "home", 300, "A", "192.0.2.77"))
+        assert "mirror public" not in server.log_text()
+        server.config["mirrors"] = entry
+        server.write_config()
+        server.reload()
+        wait_equal(server, upstream)
+        assert (f"home.{ZONE}.", "A", 300, "192.0.2.77") in upstream.rows()
+        wait_for(lambda: status(server)["state"] == "in sync", timeout=10, message="in sync")
+        assert metric(server, "ddns_mirror_lag_versions", mirror="public") == 0
