@@ -129,13 +129,44 @@ class NewVersion:
     time: float = 0.0
 
 
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the tables that are missing; record or check the schema version."""
+    with _transaction(conn):
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise UserError(f"{path}: journal schema {row[0]} is newer than this ddns-server")
+        elif int(row[0]) < SCHEMA_VERSION:  # the new tables were created above
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                (str(SCHEMA_VERSION),),
+            )
+
+
+def _initialise(path: Path) -> None:
+    """A new journal's schema, in WAL mode, written to a file not yet in place
+    (journal_file.open_file links it); closed, so it is all in the one file."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = wal")
+        _migrate(conn, path)
+    finally:
+        conn.close()
+
+
 class Journal:
     """Zone versions in one SQLite file."""
 
     def __init__(self, path: Path, sync_full: bool = False) -> None:
         self.path = path
         # True when this process made the file: only then may zones be seeded.
-        self.created = open_file(path)
+        self.created = open_file(path, _initialise)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn = conn
         try:
@@ -218,25 +249,7 @@ class Journal:
         ]
 
     def _migrate(self) -> None:
-        conn = self.conn
-        with _transaction(conn):
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise UserError(
-                    f"{self.path}: journal schema {row[0]} is newer than this ddns-server"
-                )
-            elif int(row[0]) < SCHEMA_VERSION:  # the new tables were created above
-                conn.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                    (str(SCHEMA_VERSION),),
-                )
+        _migrate(self.conn, self.path)
 
     # -- zones ----------------------------------------------------------------
 

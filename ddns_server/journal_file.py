@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,7 @@ class JournalUnusable(UserError):
     """The journal file exists but cannot be used as it is: never seeded over."""
 
 
-def open_file(path: Path) -> bool:
+def open_file(path: Path, initialise: Callable[[Path], None]) -> bool:
     """Make sure `path` is a journal we may open; True when created here.
 
     Only a journal created from nothing (no file at all) may be seeded from
@@ -39,7 +39,10 @@ def open_file(path: Path) -> bool:
     refused (one line, JournalUnusable): overwriting it would drop every
     journaled version. A new journal is created 0600 in a 0700 folder (its
     -wal and -shm take the file's mode): it holds the zone history, user
-    names and client addresses.
+    names and client addresses. It is made aside (`initialise` writes the
+    schema) and linked into place whole, so a kill at any moment leaves
+    either no journal or a complete one without history, never an empty or
+    foreign-looking file that the next start would refuse.
     """
     if path.is_symlink() and not path.exists():
         # A dangling link: creating through it (or refusing with EEXIST, as
@@ -48,10 +51,18 @@ def open_file(path: Path) -> bool:
     if not path.exists():
         if not path.parent.exists():
             path.parent.mkdir(parents=True, mode=0o700)
+        aside = path.with_name(f".{path.name}.{os.getpid()}.new")
+        for leftover in (aside, Path(f"{aside}-wal"), Path(f"{aside}-shm")):
+            leftover.unlink(missing_ok=True)  # ours, from a killed start of the same pid
+        os.close(os.open(aside, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:  # created beside us just now: check it as existing
-            return open_file(path)
+            initialise(aside)
+            try:
+                os.link(aside, path)
+            except FileExistsError:  # created beside us just now: check it as existing
+                return open_file(path, initialise)
+        finally:
+            aside.unlink(missing_ok=True)
         return True
     if path.is_dir():
         raise JournalUnusable(f"journal {path} is a folder, not a file")

@@ -25,7 +25,7 @@ from ddns_server.journal import (
     Version,
     net_changes,
 )
-from ddns_server.journal_file import JournalUnusable, check_history, loose_modes
+from ddns_server.journal_file import JournalUnusable, check_history, loose_modes, open_file
 from ddns_server.zonedata import Changeset, Record, name_to_wire
 
 ZONE = "dyn.example.test."
@@ -316,6 +316,29 @@ def test_a_new_journal_is_0600_in_a_0700_folder(tmp_path: Path) -> None:
     assert loose_modes(path) == []
     j.close()
     reopened = Journal(path)
+    assert not reopened.created
+    reopened.close()
+
+
+def test_a_new_journal_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Made aside and linked into place: a start killed while it creates the
+    journal leaves no file at the journal's path (the next start creates it),
+    never an empty or schema-less one that the next start refuses."""
+    path = tmp_path / "data" / "journal.sqlite3"
+
+    def killed(aside: Path) -> None:
+        assert not path.exists()  # nothing at the journal's path meanwhile
+        assert aside.parent == path.parent and stat.S_IMODE(aside.stat().st_mode) == 0o600
+        raise KeyboardInterrupt  # as far as the file system goes, a kill here
+
+    with pytest.raises(KeyboardInterrupt):
+        open_file(path, killed)
+    assert not path.exists()
+    j = Journal(path)
+    assert j.created and j.zones_with_history() == []
+    j.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["journal.sqlite3"]
+    reopened = Journal(path)  # ours, though no version was ever written
     assert not reopened.created
     reopened.close()
 
