@@ -19,6 +19,7 @@ import pytest
 
 from ddns_server.errors import UserError
 from ddns_server.journal import (
+    ROWS_PER_INSERT,
     Journal,
     NewVersion,
     StaleJournal,
@@ -68,6 +69,24 @@ def bump(old: int, new: int, removed: list[Record] = (), added: list[Record] = (
 def seeded(journal: Journal) -> int:
     (vid,) = journal.append([version(1, Changeset(added=list(SEED)), "file", "seed")])
     return vid
+
+
+def test_large_batches_keep_every_change_in_order(journal: Journal) -> None:
+    """Many changes go in multi-row INSERTs: every one kept, in the order given
+    (across the statements and the remainder), each under its version."""
+    hosts = [rr(f"h{i}", "A", f"10.0.{i // 250}.{i % 250}") for i in range(2 * ROWS_PER_INSERT + 7)]
+    # reversed: the order given, not the key order, is what must come back
+    seed = Changeset(added=[*SEED, *reversed(hosts)])
+    upd = bump(1, 2, removed=hosts[: ROWS_PER_INSERT + 1], added=[rr("www", "TXT", '"x"')])
+    first, second = journal.append([version(1, seed, "file", "seed"), version(2, upd)])
+    assert journal.changeset(first) == seed
+    assert journal.changeset(second) == upd
+    assert set(journal.load(ZONE)) == {
+        *SEED,
+        *hosts[ROWS_PER_INSERT + 1 :],
+        soa(2),
+        rr("www", "TXT", '"x"'),
+    } - {soa(1)}
 
 
 def test_schema_and_wal(tmp_path: Path, journal: Journal) -> None:
