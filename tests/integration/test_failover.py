@@ -518,9 +518,12 @@ def test_health_status_text_and_json(server_factory: ServerFactory, listeners: l
     assert {t["state"] for t in rows[0]["targets"]} == {"unknown"}
 
 
+@pytest.mark.parametrize("by_sighup", [False, True], ids=["at-start", "added-by-sighup"])
 def test_https_check_without_verification_sends_host(
-    server_factory: ServerFactory, listeners: list[Any], tmp_path: Path
+    server_factory: ServerFactory, listeners: list[Any], tmp_path: Path, by_sighup: bool
 ) -> None:
+    """Added by SIGHUP, the check runs on a reactor imported without TLS (a
+    server started without https listeners or checks): TLS comes then."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = run(
         [
@@ -535,9 +538,12 @@ def test_https_check_without_verification_sends_host(
     backup = HttpTarget("127.0.0.35", port, tls=(cert, key))
     listeners += [primary, backup]
     check = {"protocol": "https", "port": port, "host": "www.example.test", "expect_status": 204}
-    server = start(
-        server_factory, [failover("www", ["127.0.0.34", "127.0.0.35"], port, check=check)]
-    )
+    entry = failover("www", ["127.0.0.34", "127.0.0.35"], port, check=check)
+    server = start(server_factory, [] if by_sighup else [entry])
+    if by_sighup:
+        server.config["zones"][0]["failover"] = [entry]
+        server.write_config()
+        server.reload()
     # 200 is not the expected 204: both down, fail open.
     wait_serving(server, "www", ["127.0.0.34", "127.0.0.35"])
     with backup.lock:
