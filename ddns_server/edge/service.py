@@ -156,7 +156,9 @@ class Server:
                 # without TLS (import_reactor) does not offer.
                 tls: Any = self._tls  # an IOpenSSLContextFactory (getContext)
                 site = TLSMemoryBIOFactory(tls, False, self._http_site())
-                opened.append(reactor.listenTCP(ep.port, site, interface=ep.host))
+                port = reactor.listenTCP(ep.port, site, interface=ep.host)
+                port._type = "TLS"  # as listenSSL names it in Twisted's log lines
+                opened.append(port)
         except Exception:
             for port in opened:
                 port.stopListening()
