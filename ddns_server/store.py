@@ -407,12 +407,16 @@ class Store:
         """True while versions are staged but not yet journaled."""
         return bool(self._batch)
 
-    def end_batch(self) -> list[Version]:
+    def end_batch(self, committed: Callable[[], None] | None = None) -> list[Version]:
         """Journal every staged version in one transaction, then publish.
 
         On failure nothing was journaled: the zones are put back as the
         journal has them and the exception propagates (the caller must not
         confirm any staged change). Listeners run after the commit, isolated.
+        `committed` is called right after the commit, before pruning and the
+        listeners: the edge sends its held replies there, so the audit line,
+        NOTIFY and metrics are not part of a client's wait (as BIND answers
+        an UPDATE before it sends the NOTIFY).
         """
         staged, self._batch = self._batch or [], None
         locked, self._batch_locked = self._batch_locked, False
@@ -432,6 +436,11 @@ class Store:
             for zone in {id(entry.zone): entry.zone for entry in staged}.values():
                 self._reload(zone)
             raise
+        if committed is not None:
+            try:
+                committed()
+            except Exception:  # noqa: BLE001 - the versions are journaled: publish them anyway
+                self._hook_failed("committed")
         self._prune(staged)
         self._publish(staged, versions)
         return versions

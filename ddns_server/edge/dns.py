@@ -147,10 +147,19 @@ class DnsUdpPort(udp.Port):
     def _commit_batch(
         self, store: Store, held: list[tuple[bytes, Any]], updates: list[Any]
     ) -> None:
-        """Journal the pass's staged versions, then send what was held back."""
+        """Journal the pass's staged versions, then send what was held back
+        (before the store's listeners run: they are not the client's wait)."""
         sendto = self.socket.sendto
+
+        def send_held() -> None:
+            for response, addr in held:
+                try:
+                    sendto(response, addr)
+                except OSError:
+                    pass
+
         try:
-            store.end_batch()
+            store.end_batch(send_held)
         except Exception as e:  # noqa: BLE001 - nothing was journaled: confirm nothing
             journal_log.error("journal write failed (group commit): %s", describe(e))
             handler = self.protocol.handler
@@ -162,11 +171,6 @@ class DnsUdpPort(udp.Port):
                 except OSError:
                     pass
             return  # answers computed from the unjournaled state are dropped
-        for response, addr in held:
-            try:
-                sendto(response, addr)
-            except OSError:
-                pass
 
 
 def _limited(rrl: RateLimiter, host: str, query: bytes, response: bytes, now: float) -> list[bytes]:

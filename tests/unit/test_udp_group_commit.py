@@ -197,3 +197,16 @@ def test_a_raising_listener_changes_no_udp_answer(udp: Udp) -> None:
     assert parse(wire, request).rcode() == dns.rcode.NOERROR
     assert committed == udp.observer.latest_id(KEY) and udp.zone.serial == serial + 1
     assert seen == [serial + 1] and list(udp.store.hook_errors.values()) == [1]
+
+
+def test_replies_leave_before_the_listeners_run(udp: Udp) -> None:
+    # The audit line, NOTIFY, metrics and mirrors run after the replies are
+    # out: they are not part of the client's wait (the commit is).
+    sent_when_called: list[int] = []
+    udp.store.add_listener(lambda zone, version: sent_when_called.append(len(udp.spy.sent)))
+    first, second = update("l1"), update("l2")
+    udp.send(first, second)
+    assert len(udp.spy.sent) == 2
+    assert sent_when_called == [2, 2]  # one call per version, both after both replies
+    latest = udp.observer.latest_id(KEY)
+    assert [seen for _wire, seen in udp.spy.sent] == [latest, latest]
