@@ -18,7 +18,7 @@ from twisted.python import log as twisted_log
 from ddns_server import config as config_mod
 from ddns_server import model
 from ddns_server.dnsmsg import DnsHandler
-from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, listen_udp
+from ddns_server.edge.dns import DnsTcpFactory, DnsUdp, TcpGroupCommit, listen_udp
 from ddns_server.edge.notify import Notifier
 from ddns_server.edge.probes import HealthService
 from ddns_server.errors import ConfigError, DdnsError, UserError
@@ -224,7 +224,8 @@ class Server:
         return site
 
     def start(self) -> None:
-        self._tcp = DnsTcpFactory(self.handler, self.metrics)
+        group = TcpGroupCommit(self.reactor, self.store, self.handler)  # UPDATEs ready at once
+        self._tcp = DnsTcpFactory(self.handler, self.metrics, group)
         if self.config.http or self.config.https:
             self._http_site()  # a broken install fails here, before listening
         if self.config.https:
