@@ -15,14 +15,17 @@ few seconds in all.
 has 100,000) and the UPDATEs replace their A records, as `dnsperf -u` does
 in bench/run.py. `--batch N` group-commits N UPDATEs per SQLite transaction
 (Store.begin_batch/end_batch, as the UDP loop does with many in flight);
-1 is one commit each (1 in flight). `--profile` prints a cProfile of the
-wire reader's runs instead of the timings.
+1 is one commit each (1 in flight). `--audit` adds what the server adds
+after each commit: the audit log line (logs.configure, to /dev/null).
+`--profile` prints a cProfile of the wire reader's runs instead of the
+timings.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import statistics
 import sys
@@ -38,7 +41,7 @@ import dns.zone
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ddns_server import model  # noqa: E402
+from ddns_server import logs, model  # noqa: E402
 from ddns_server.dnsmsg import DnsHandler  # noqa: E402
 from ddns_server.journal import Journal  # noqa: E402
 from ddns_server.model import PolicyRule  # noqa: E402
@@ -88,6 +91,7 @@ def run_once(
     wire_reader: bool,
     records: int,
     batch: int,
+    audit: bool,
     profile: cProfile.Profile | None = None,
 ) -> float:
     """CPU seconds per UPDATE over `count` UPDATEs."""
@@ -95,6 +99,8 @@ def run_once(
         store = Store(Journal(Path(tmp) / "journal.sqlite3"))
         zone = dns.zone.from_text(zone_text(records), ORIGIN, relativize=False)
         store.open_zone(ORIGIN, records_from_zone(zone))
+        if audit:
+            store.add_listener(logs.audit)
         zone_config = model.Zone(ORIGIN, None, (PolicyRule(KEY.name, "zonesub", None, None),))
         handler = DnsHandler(QueryEngine(store.zones), {KEY.name: KEY})
         handler.updates = UpdateProcessor(store, [zone_config])
@@ -127,19 +133,22 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--records", type=int, default=0, help="hosts in the zone (default 0)")
     parser.add_argument("--batch", type=int, default=1, help="UPDATEs per commit (default 1)")
+    parser.add_argument("--audit", action="store_true", help="log the audit line (to /dev/null)")
     parser.add_argument("--profile", action="store_true", help="cProfile the wire reader's runs")
     args = parser.parse_args()
+    if args.audit:
+        logs.configure("text", "info", open(os.devnull, "w"))  # noqa: SIM115 - to the end
     if args.profile:
         profile = cProfile.Profile()
         for run in range(args.runs):
-            run_once(args.updates, run, True, args.records, args.batch, profile)
+            run_once(args.updates, run, True, args.records, args.batch, args.audit, profile)
         pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
         return 0
     results: dict[bool, list[float]] = {False: [], True: []}
     for run in range(args.runs):
         for wire_reader in (False, True):  # alternate, so load drifts hit both
             results[wire_reader].append(
-                run_once(args.updates, run, wire_reader, args.records, args.batch)
+                run_once(args.updates, run, wire_reader, args.records, args.batch, args.audit)
             )
     for wire_reader, label in ((False, "dnspython sections"), (True, "wire reader")):
         values = sorted(v * 1e6 for v in results[wire_reader])

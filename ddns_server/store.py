@@ -155,6 +155,7 @@ class Store:
         self.on_hook_error: Callable[[str], None] | None = None
         self._hook_logged: dict[str, tuple[float, int]] = {}
         self.health = JournalHealth(clock)  # what the journal's writes did (/healthz)
+        self._keys: dict[bytes, str] = {}  # apex -> zone_key (Name.to_text per commit is dear)
 
     # -- opening --------------------------------------------------------------
 
@@ -212,6 +213,13 @@ class Store:
             self.limits[apex] = limits or ZoneLimits()
             self._last_id[apex] = next(ids) if last == -1 else last
         return [zone for _, zone, _, _ in opened]
+
+    def _key(self, zone: ZoneData) -> str:
+        """zone_key(zone.origin), computed once per zone."""
+        key = self._keys.get(zone.apex)
+        if key is None:
+            key = self._keys[zone.apex] = zone_key(zone.origin)
+        return key
 
     def zone_for(self, origin: dns.name.Name) -> ZoneData | None:
         return self.zones.get(name_to_wire(origin).lower())
@@ -386,7 +394,7 @@ class Store:
         full, serial = self.prepare(zone, changeset)
         for check in self.checks:
             check(zone, full, channel)  # may refuse (raise): nothing is changed yet
-        new = NewVersion(zone_key(zone.origin), serial, full, who, source, channel, self.clock())
+        new = NewVersion(self._key(zone), serial, full, who, source, channel, self.clock())
         entry = _Staged(zone, new)
         zone.apply(full)  # later updates of a batch are prepared against it
         if self._batch is not None:
@@ -448,7 +456,7 @@ class Store:
     def _journal(self, staged: list[_Staged]) -> list[Version]:
         """Append the staged versions (one transaction); nothing is published yet."""
         zones = {id(entry.zone): entry.zone for entry in staged}.values()
-        expect = {zone_key(z.origin): self._last_id.get(z.apex, 0) for z in zones}
+        expect = {self._key(z): self._last_id.get(z.apex, 0) for z in zones}
         try:
             ids = self.journal.append([entry.new for entry in staged], expect)
         except Exception as e:
@@ -539,7 +547,7 @@ class Store:
         commits, not on each one); the age limit is applied once a minute.
         """
         limits = self.limits.get(zone.apex, ZoneLimits())
-        key = zone_key(zone.origin)
+        key = self._key(zone)
         now = self.clock()
         count = self._version_count.get(zone.apex)
         if count is None:

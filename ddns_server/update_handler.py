@@ -45,6 +45,7 @@ class UpdateProcessor:
         self.limits = limits  # issue 14: caps on what one UPDATE may make a zone hold
         self.count = count  # result: the rcode's name, or "NOCHANGE"
         self.policies: dict[bytes, tuple[PolicyRule, ...]] = {}
+        self._who: dict[dns.name.Name, str] = {}  # key name -> its text (logs, journal)
         self.configure(zones)
         # The caps are one of the store's pre-commit checks (for this channel):
         # checked on the final changeset, before anything is journaled.
@@ -85,7 +86,7 @@ class UpdateProcessor:
         source: Source,
     ) -> int:
         """The one path of both forms: process, commit, count, log; the rcode."""
-        who = key_name.to_text(omit_final_dot=True) if key_name is not None else "-"
+        who = self._who_text(key_name)
         try:
             try:
                 serial = self._update(parsed(), key_name, who, source)
@@ -116,6 +117,17 @@ class UpdateProcessor:
                 who,
             )
         return int(dns.rcode.NOERROR)
+
+    def _who_text(self, key_name: dns.name.Name | None) -> str:
+        """The key name as logs and the journal show it (cached: one per key)."""
+        if key_name is None:
+            return "-"
+        who = self._who.get(key_name)
+        if who is None:
+            if len(self._who) >= 256:  # only verified keys get here; bounded anyway
+                self._who.clear()
+            who = self._who[key_name] = key_name.to_text(omit_final_dot=True)
+        return who
 
     def _update(
         self,
