@@ -214,8 +214,8 @@ class Store:
             self._last_id[apex] = next(ids) if last == -1 else last
         return [zone for _, zone, _, _ in opened]
 
-    def _key(self, zone: ZoneData) -> str:
-        """zone_key(zone.origin), computed once per zone."""
+    def key_of(self, zone: ZoneData) -> str:
+        """zone_key(zone.origin), computed once per zone (listeners call it per version)."""
         key = self._keys.get(zone.apex)
         if key is None:
             key = self._keys[zone.apex] = zone_key(zone.origin)
@@ -394,7 +394,7 @@ class Store:
         full, serial = self.prepare(zone, changeset)
         for check in self.checks:
             check(zone, full, channel)  # may refuse (raise): nothing is changed yet
-        new = NewVersion(self._key(zone), serial, full, who, source, channel, self.clock())
+        new = NewVersion(self.key_of(zone), serial, full, who, source, channel, self.clock())
         entry = _Staged(zone, new)
         zone.apply(full)  # later updates of a batch are prepared against it
         if self._batch is not None:
@@ -456,7 +456,7 @@ class Store:
     def _journal(self, staged: list[_Staged]) -> list[Version]:
         """Append the staged versions (one transaction); nothing is published yet."""
         zones = {id(entry.zone): entry.zone for entry in staged}.values()
-        expect = {self._key(z): self._last_id.get(z.apex, 0) for z in zones}
+        expect = {self.key_of(z): self._last_id.get(z.apex, 0) for z in zones}
         try:
             ids = self.journal.append([entry.new for entry in staged], expect)
         except Exception as e:
@@ -547,7 +547,7 @@ class Store:
         commits, not on each one); the age limit is applied once a minute.
         """
         limits = self.limits.get(zone.apex, ZoneLimits())
-        key = self._key(zone)
+        key = self.key_of(zone)
         now = self.clock()
         count = self._version_count.get(zone.apex)
         if count is None:

@@ -31,7 +31,7 @@ from ddns_server.metrics import Metrics
 from ddns_server.mirrors.spec import MirrorSpec
 from ddns_server.query import QueryEngine
 from ddns_server.rrl import RateLimiter, RrlCounters
-from ddns_server.store import Store, ZoneLimits, records_from_file, zone_key
+from ddns_server.store import Store, ZoneLimits, records_from_file
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
 from ddns_server.zonedata import ZoneData, name_to_wire
@@ -326,7 +326,7 @@ class Server:
 
     def _wake_mirrors(self, zone: ZoneData, version: Version | None) -> None:
         if self.mirrors is not None:
-            self.mirrors.wake(zone_key(zone.origin))
+            self.mirrors.wake(self.store.key_of(zone))
 
     def _mirror_list(self) -> list[tuple[MirrorSpec, Mirror | None]]:
         return self.mirrors.mirrors() if self.mirrors is not None else []
