@@ -67,16 +67,16 @@ def configure(fmt: str = "text", level: str = "info", stream: IO[str] | None = N
     logging.logMultiprocessing = False
 
 
-_zone_text: dict[bytes, str] = {}  # apex -> origin text (a zone's name never changes)
+_zone_text: dict[tuple[bytes, ...], str] = {}  # origin labels -> its text
 
 
 def audit(zone: ZoneData, version: Version | None) -> None:
     """Store listener: one line per committed version, for people and for indexers."""
     if version is None:
         return
-    text = _zone_text.get(zone.apex)
+    text = _zone_text.get(zone.origin.labels)
     if text is None:
-        text = _zone_text[zone.apex] = zone.origin.to_text()
+        text = _zone_text[zone.origin.labels] = zone.origin.to_text()
     fields = {
         "zone": text,
         "serial": version.serial,

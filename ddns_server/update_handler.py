@@ -45,7 +45,8 @@ class UpdateProcessor:
         self.limits = limits  # issue 14: caps on what one UPDATE may make a zone hold
         self.count = count  # result: the rcode's name, or "NOCHANGE"
         self.policies: dict[bytes, tuple[PolicyRule, ...]] = {}
-        self._who: dict[dns.name.Name, str] = {}  # key name -> its text (logs, journal)
+        # key name (its labels: case kept, as the text shows it) -> its text
+        self._who: dict[tuple[bytes, ...], str] = {}
         self.configure(zones)
         # The caps are one of the store's pre-commit checks (for this channel):
         # checked on the final changeset, before anything is journaled.
@@ -122,11 +123,11 @@ class UpdateProcessor:
         """The key name as logs and the journal show it (cached: one per key)."""
         if key_name is None:
             return "-"
-        who = self._who.get(key_name)
+        who = self._who.get(key_name.labels)
         if who is None:
             if len(self._who) >= 256:  # only verified keys get here; bounded anyway
                 self._who.clear()
-            who = self._who[key_name] = key_name.to_text(omit_final_dot=True)
+            who = self._who[key_name.labels] = key_name.to_text(omit_final_dot=True)
         return who
 
     def _update(

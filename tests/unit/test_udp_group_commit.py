@@ -210,3 +210,16 @@ def test_replies_leave_before_the_listeners_run(udp: Udp) -> None:
     assert sent_when_called == [2, 2]  # one call per version, both after both replies
     latest = udp.observer.latest_id(KEY)
     assert [seen for _wire, seen in udp.spy.sent] == [latest, latest]
+
+
+def test_the_journal_names_the_key_as_each_request_spelled_it(udp: Udp) -> None:
+    # The key name's text is cached per spelling, not per (case-blind) name.
+    secret = KEYRING[KEY_NAME].secret
+    for spelling, host in (("home-key", "c1"), ("HOME-Key", "c2"), ("home-key", "c3")):
+        message = dns.update.UpdateMessage(ORIGIN)
+        message.add(dns.name.from_text(host, ORIGIN), 60, "A", "192.0.2.7")
+        message.use_tsig(dns.tsig.Key(spelling, secret, dns.tsig.HMAC_SHA256))
+        udp.send(message)
+    assert [wire[3] & 0x0F for wire, _seen in udp.spy.sent] == [dns.rcode.NOERROR] * 3
+    whos = [v.who for v in reversed(udp.observer.versions(KEY, limit=3))]
+    assert whos == ["home-key", "HOME-Key", "home-key"]
