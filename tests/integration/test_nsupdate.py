@@ -22,6 +22,7 @@ from harness import (
     ServerProcess,
     dig,
     example_zone_text,
+    http_get,
     require_tool,
     run,
     tail,
@@ -214,6 +215,31 @@ def test_an_update_that_changes_nothing_makes_no_version(
     output = nsupdate(f"update delete nothing-here.{ZONE} A")
     assert "failed" not in output
     assert snapshot(server) == before
+
+
+def update_counts(server: ServerProcess) -> dict[str, float]:
+    """ddns_updates_total of the rfc2136 channel, by result, from /metrics."""
+    status, body = http_get(server.http_url + "/metrics")
+    assert status == 200, body
+    prefix = 'ddns_updates_total{channel="rfc2136",result="'
+    return {
+        line[len(prefix) :].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_updates_are_counted_by_result(
+    server: ServerProcess, nsupdate: Nsupdate, tcp: bool
+) -> None:
+    before = update_counts(server)
+    nsupdate.ok(f"update add counted-{int(tcp)}.{ZONE} 300 A 192.0.2.78", tcp=tcp)
+    nsupdate(f"update add www.{ZONE} 3600 A 192.0.2.10", tcp=tcp)  # already there
+    nsupdate.fails(f"update add nope.{ZONE} 300 A 192.0.2.1", "REFUSED", key="nogrant", tcp=tcp)
+    after = update_counts(server)
+    delta = {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k)}
+    assert delta == {"NOERROR": 1.0, "NOCHANGE": 1.0, "REFUSED": 1.0}
 
 
 def test_special_records_are_protected(server: ServerProcess, nsupdate: Nsupdate) -> None:
