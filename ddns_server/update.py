@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple, cast
 
 import dns.exception
@@ -45,6 +44,7 @@ from ddns_server.zonedata import (
     name_to_wire,
     skip_name,
     soa_serial,
+    wire_to_name,
 )
 
 _RR_FIXED = struct.Struct("!HHIH")
@@ -79,12 +79,14 @@ RR = tuple[int, bytes]
 Key = tuple[bytes, int]
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One update RR after the prescan: what to do, in message order."""
+class Operation(NamedTuple):
+    """One update RR after the prescan: what to do, in message order.
+
+    A NamedTuple, not a dataclass: a 64 KB UPDATE makes thousands of them.
+    """
 
     kind: str  # "add" | "delete_rrset" | "delete_name" | "delete_rr"
-    name: dns.name.Name
+    owner: bytes  # the owner's uncompressed wire as sent (its case kept)
     rdtype: int
     ttl: int = 0
     rdata: bytes = b""
@@ -95,18 +97,25 @@ class Operation:
 class UpdateRR(NamedTuple):
     """One prerequisite or update RR as sent: what the RFC 2136 rules read.
 
-    `rdclass` is the class on the wire (ANY and NONE mean what RFC 2136 §2.4
-    and §2.5 say), `ttl` the TTL as sent, `rdata` the uncompressed rdata wire
-    (None: the RR had none). dnsmsg.py's dnspython path and wireupdate.py's
-    reader both produce these, so the rules below are written once.
+    `owner` is the owner's uncompressed wire as sent (its case kept; a Name
+    is made from it only for a message's text, see `name`), `rdclass` the
+    class on the wire (ANY and NONE mean what RFC 2136 §2.4 and §2.5 say),
+    `ttl` the TTL as sent, `rdata` the uncompressed rdata wire (None: the
+    RR had none). dnsmsg.py's dnspython path and wireupdate.py's reader
+    both produce these, so the rules below are written once.
     """
 
-    name: dns.name.Name
+    owner: bytes
     low: bytes  # the owner's lower-cased wire (ZoneData's key)
     rdclass: int
     rdtype: int
     ttl: int
     rdata: bytes | None
+
+    @property
+    def name(self) -> dns.name.Name:
+        """The owner as a dnspython Name (for error texts: built only then)."""
+        return wire_to_name(self.owner)
 
 
 class ParsedUpdate(NamedTuple):
@@ -121,20 +130,16 @@ def from_message(msg: dns.update.UpdateMessage, wire: bytes | None = None) -> Pa
     """The light form of a message dnspython parsed (one RRset per RR)."""
     prereq_ttls, update_ttls = section_ttls(msg, wire if wire is not None else msg.wire)
 
-    lows: dict[dns.name.Name, bytes] = {}  # names repeat: convert each once
-
     def rrs(rrsets: Sequence[dns.rrset.RRset], ttls: Sequence[int]) -> list[UpdateRR]:
         out = []
         for rrset, ttl in zip(rrsets, ttls, strict=True):
-            name = rrset.name
-            low = lows.get(name)
-            if low is None:
-                low = lows[name] = low_wire(name)
+            owner = name_to_wire(rrset.name)  # as sent: Names compare without case
+            low = owner.lower()
             rdclass = rrset.deleting if rrset.deleting is not None else rrset.rdclass
             if not rrset:
-                out.append(UpdateRR(name, low, rdclass, rrset.rdtype, ttl, None))
+                out.append(UpdateRR(owner, low, rdclass, rrset.rdtype, ttl, None))
             for rd in rrset:  # one, as dnspython parses UPDATEs
-                out.append(UpdateRR(name, low, rdclass, rrset.rdtype, ttl, rd.to_wire()))
+                out.append(UpdateRR(owner, low, rdclass, rrset.rdtype, ttl, rd.to_wire()))
         return out
 
     return ParsedUpdate(
@@ -267,11 +272,11 @@ class WorkingView:
                 types.discard(rdtype)
         return types
 
-    def owner(self, name: dns.name.Name, low: bytes) -> bytes:
-        """The owner wire for records added at `name`: the zone's stored case."""
+    def owner(self, owner: bytes, low: bytes) -> bytes:
+        """The owner wire for records added at `owner` (as sent): the zone's stored case."""
         if low in self.zone.nodes:
             return self.zone.owner_wire(low)
-        return self.new_owners.setdefault(low, name_to_wire(name))
+        return self.new_owners.setdefault(low, owner)
 
     def changeset(self) -> Changeset:
         """The net change from the zone to the view."""
@@ -381,66 +386,68 @@ def prescan(
     Like BIND, one pass over the RRs in order: NOTZONE (§3.4.1.2), then the
     class/type/TTL rules (§3.4.1.3, FORMERR), then the policy (§3.3, REFUSED).
     """
-    origin = zone.origin
     operations: list[Operation] = []
     apex = zone.apex
+    allows = policy.KeyPolicy(rules, zone.origin, key_name).allows
     granted: set[tuple[bytes, int]] = set()
     for rr in updates:
-        name = rr.name
         rdtype = rr.rdtype
         ttl = rr.ttl
         rdclass = rr.rdclass
         low = rr.low
         if not is_subdomain(low, apex):
-            raise NotZone(f"update RR {name} is outside the zone")
+            raise NotZone(f"update RR {rr.name} is outside the zone")
         # Meta types (OPT, TSIG, TKEY, IXFR, AXFR, MAILB, MAILA, ANY: 41 and
         # 128-255) and the reserved TYPE0 are never data: FORMERR, like BIND.
         meta = dns.rdatatype.is_metatype(cast(dns.rdatatype.RdataType, rdtype)) or rdtype == 0
-        new: list[Operation]
+        new: Operation | None
         if rdclass not in (ANY_CLASS, NONE_CLASS):
             if rdclass != IN:
-                raise FormErr(f"update RR {name} has class {rdclass}")
+                raise FormErr(f"update RR {rr.name} has class {rdclass}")
             if meta:
-                raise FormErr(f"update RR {name} adds meta type {rdtype}")
+                raise FormErr(f"update RR {rr.name} adds meta type {rdtype}")
             new = _with_rdata("add", rr, ttl, low)
         elif rdclass == ANY_CLASS:
             if ttl != 0 or (meta and rdtype != ANY):
-                raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
+                raise FormErr(f"bad delete RR {rr.name}: TTL must be 0 and type not meta")
             kind = "delete_name" if rdtype == ANY else "delete_rrset"
-            new = [Operation(kind, name, rdtype, low=low)]
+            new = Operation(kind, rr.owner, rdtype, low=low)
         else:  # NONE_CLASS
             if ttl != 0 or meta:
-                raise FormErr(f"bad delete RR {name}: TTL must be 0 and type not meta")
+                raise FormErr(f"bad delete RR {rr.name}: TTL must be 0 and type not meta")
             new = _with_rdata("delete_rr", rr, 0, low)
-        for rdtype_checked in _policy_types(zone, name, rdtype):
+        for rdtype_checked in _policy_types(zone, low, rdtype):
             if (low, rdtype_checked) in granted:
                 continue
-            if not policy.allowed(rules, origin, key_name, name, rdtype_checked):
+            if not allows(low, rdtype_checked):
                 who = key_name.to_text(omit_final_dot=True) if key_name else "unsigned"
-                raise Refused(f"{who} may not update {name}/{type_text(rdtype_checked)}")
+                raise Refused(f"{who} may not update {rr.name}/{type_text(rdtype_checked)}")
             granted.add((low, rdtype_checked))
-        operations.extend(new)
+        if new is not None:
+            operations.append(new)
     return operations
 
 
-def _with_rdata(kind: str, rr: UpdateRR, ttl: int, low: bytes) -> list[Operation]:
-    if rr.rdata is None:
-        return []
-    return [Operation(kind, rr.name, rr.rdtype, ttl, rr.rdata, low, canonical(rr.rdtype, rr.rdata))]
+def _with_rdata(kind: str, rr: UpdateRR, ttl: int, low: bytes) -> Operation | None:
+    rdata = rr.rdata
+    if rdata is None:
+        return None
+    rdtype = rr.rdtype
+    return Operation(kind, rr.owner, rdtype, ttl, rdata, low, canonical(rdtype, rdata))
 
 
-def _policy_types(zone: ZoneData, name: dns.name.Name, rdtype: int) -> Iterable[int]:
-    """The types the policy must allow for an update RR.
+def _policy_types(zone: ZoneData, low: bytes, rdtype: int) -> Iterable[int]:
+    """The types the policy must allow for an update RR (at lower-cased wire `low`).
 
     A delete of every RRset of a name (type ANY) needs each type there
     (BIND's ssu_checkall), except the apex SOA and NS it never deletes.
     """
     if rdtype != ANY:
         return (rdtype,)
-    node = zone.nodes.get(low_wire(name))
+    node = zone.nodes.get(low)
     if not node:
         return ()
-    if name == zone.origin:
+    if low == zone.apex:
         return [t for t in node if t not in (SOA, NS)]
     return list(node)
 
@@ -467,7 +474,7 @@ def add_rr(view: WorkingView, op: Operation) -> None:
     rdtype = op.rdtype
     if rdtype in _IGNORED_ADDS:
         return
-    view.owner(op.name, low)
+    view.owner(op.owner, low)
     if rdtype == SOA:
         # Only at the apex, and only with a newer serial (RFC 1982); it replaces.
         if low != zone.apex:

@@ -52,23 +52,20 @@ def _read(data: bytes) -> ParsedUpdate:
     qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data, 4)
     if qdcount != 1 or arcount != 0:
         raise _Bad
-    names: dict[bytes, tuple[dns.name.Name, bytes]] = {}
     wire, pos = _name(data, 12)
     rdtype, rdclass = struct.unpack_from("!HH", data, pos)
     if rdtype != _SOA or rdclass != _IN:
         raise _Bad
-    zone = [(_as_name(names, wire)[0], rdtype, rdclass)]
+    zone = [(_as_name(wire), rdtype, rdclass)]
     pos += 4
-    prerequisites, pos = _section(data, pos, ancount, names, True)
-    updates, pos = _section(data, pos, nscount, names, False)
+    prerequisites, pos = _section(data, pos, ancount, True)
+    updates, pos = _section(data, pos, nscount, False)
     if pos != len(data):
         raise _Bad  # trailing bytes
     return ParsedUpdate(zone, prerequisites, updates)
 
 
-def _section(
-    data: bytes, pos: int, count: int, names: dict[bytes, tuple[dns.name.Name, bytes]], prereq: bool
-) -> tuple[list[UpdateRR], int]:
+def _section(data: bytes, pos: int, count: int, prereq: bool) -> tuple[list[UpdateRR], int]:
     out = []
     for _ in range(count):
         wire, pos = _name(data, pos)
@@ -86,8 +83,8 @@ def _section(
             rdata = _rdata(data, pos, end, rdtype)
         else:
             raise _Bad
-        name, low = _as_name(names, wire)
-        out.append(UpdateRR(name, low, rdclass, rdtype, ttl, rdata))
+        # the owner as wire: no Name per RR (update.py compares wire; issue 14, item 9)
+        out.append(UpdateRR(wire, wire.lower(), rdclass, rdtype, ttl, rdata))
         pos = end
     return out, pos
 
@@ -161,19 +158,16 @@ def _name(data: bytes, pos: int, limit: int | None = None) -> tuple[bytes, int]:
     return b"".join(labels) + b"\x00", end if end >= 0 else pos
 
 
-def _as_name(
-    names: dict[bytes, tuple[dns.name.Name, bytes]], wire: bytes
-) -> tuple[dns.name.Name, bytes]:
-    """The Name of an uncompressed wire name and its lower-cased wire, once per message."""
-    entry = names.get(wire)
-    if entry is None:
-        # the labels of a name _name() checked: a third of dns.name.from_wire's cost
-        labels = []
-        pos = 0
-        while wire[pos]:
-            end = pos + 1 + wire[pos]
-            labels.append(wire[pos + 1 : end])
-            pos = end
-        labels.append(b"")
-        entry = names[wire] = (dns.name.Name(labels), wire.lower())
-    return entry
+def _as_name(wire: bytes) -> dns.name.Name:
+    """The Name of an uncompressed wire name _name() checked.
+
+    Its labels read directly: a third of dns.name.from_wire's cost.
+    """
+    labels = []
+    pos = 0
+    while wire[pos]:
+        end = pos + 1 + wire[pos]
+        labels.append(wire[pos + 1 : end])
+        pos = end
+    labels.append(b"")
+    return dns.name.Name(labels)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import dns.name
 import dns.rdatatype
 import pytest
 
 from ddns_server.config import PolicyRule
-from ddns_server.policy import allowed, granted_keys
+from ddns_server.policy import NOT_BY_DEFAULT, KeyPolicy, allowed, granted_keys
 
 ORIGIN = dns.name.from_text("example.test")
 A = dns.rdatatype.A
@@ -87,6 +89,16 @@ CASES = [
     ([rule("k", "name", "www", [A]), rule("k", "zonesub", types=[TXT])], "k", "www", MX, False),
     # no rules: deny
     ([], "k", "www", A, False),
+    # case never matters, in the rule's name, the key's or the owner's
+    ([rule("k", "name", "WwW")], "k", "wWw", A, True),
+    ([rule("k", "subdomain", "Dyn")], "k", "a.DYN", A, True),
+    ([rule("k", "subdomain", "Dyn")], "k", "xDYN", A, False),
+    ([rule("k", "wildcard", "*.W")], "k", "A.w", A, True),
+    ([rule("k", "wildcard", "*.W")], "k", "w", A, False),
+    ([rule("Host1", "self")], "hOST1", "HOST1", A, True),
+    # label boundaries: a name that ends with the rule's octets is not below it
+    ([rule("k", "subdomain", "b.c")], "k", "ab.c", A, False),
+    ([rule("k", "wildcard", "*.b.c")], "k", "ab.c", A, False),
 ]
 
 
@@ -102,6 +114,61 @@ def test_unsigned_is_never_allowed(match: str) -> None:
     name = {"name": "www", "subdomain": "www", "wildcard": "*.www"}.get(match)
     assert not allowed([rule("www", match, name)], ORIGIN, None, n("www"), A)
     assert not allowed([rule("www", match, name)], ORIGIN, None, n("a.www"), A)
+
+
+def _reference(
+    rules: list[PolicyRule], key: dns.name.Name, owner: dns.name.Name, rdtype: int
+) -> bool:
+    """The rules as dnspython's Name comparisons state them (BIND's ssu.c)."""
+    for r in rules:
+        if r.grant != key:
+            continue
+        if r.match == "zonesub":
+            hit = owner.is_subdomain(ORIGIN)
+        elif r.match == "self":
+            hit = owner == key
+        elif r.name is None:
+            hit = False
+        elif r.match == "name":
+            hit = owner == r.name
+        elif r.match == "subdomain":
+            hit = owner.is_subdomain(r.name)
+        else:
+            base = r.name.parent()
+            hit = owner.is_subdomain(base) and len(owner) > len(base)
+        if hit and (rdtype in r.types if r.types is not None else rdtype not in NOT_BY_DEFAULT):
+            return True
+    return False
+
+
+def test_wire_matching_agrees_with_name_comparisons() -> None:
+    """KeyPolicy compares lower-cased wire names: the same answers as Names,
+    over generated rules, keys and owners (case mixed, labels that share
+    octets without a label boundary)."""
+    rng = random.Random(14)
+    labels = ["a", "A", "b", "ab", "Ab", "*", "x-y", "\\.", "\\065"]
+
+    def name() -> str:
+        return ".".join(rng.choice(labels) for _ in range(rng.randrange(1, 4)))
+
+    checked = 0
+    for _ in range(400):
+        rules = []
+        for _ in range(rng.randrange(1, 4)):
+            match = rng.choice(["name", "subdomain", "zonesub", "self", "wildcard"])
+            target = "*." + name() if match == "wildcard" else name()
+            types = rng.choice([None, [A], [A, TXT, NS]])
+            rules.append(rule(rng.choice(["k", "K", "j"]), match, target, types))
+        key = n(rng.choice(["k", "K", "j", name()]))
+        policy = KeyPolicy(rules, ORIGIN, key)
+        for _ in range(10):
+            owner = n(name()) if rng.random() < 0.9 else ORIGIN
+            rdtype = rng.choice([A, TXT, NS, MX])
+            want = _reference(rules, key, owner, rdtype)
+            assert policy.allows(owner.to_wire().lower(), rdtype) is want
+            assert allowed(rules, ORIGIN, key, owner, rdtype) is want
+            checked += want
+    assert checked > 200  # both answers are common
 
 
 def test_granted_keys() -> None:
