@@ -95,6 +95,16 @@ def tails(wire: bytes) -> Iterator[bytes]:
         pos += 12 + rdlen
 
 
+def _records(wire: bytes) -> Iterator[bytes]:
+    """Yield each record of an RRsetWire, its owner pointer included."""
+    pos = 0
+    end = len(wire)
+    while pos < end:
+        stop = pos + 12 + ((wire[pos + 10] << 8) | wire[pos + 11])
+        yield wire[pos:stop]
+        pos = stop
+
+
 def skip_name(wire: bytes, pos: int) -> int:
     """Where the (possibly compressed) name at `pos` of a parsed message ends.
 
@@ -304,31 +314,48 @@ class ZoneData:
         self.occluded = {low for low in self.nodes if self._occluded(low)}
 
     def apply(self, changeset: Changeset) -> None:
-        """Apply a changeset in place (one synchronous call: atomic for queries)."""
+        """Apply a changeset in place (one synchronous call: atomic for queries).
+
+        Linear in the change and the RRsets it touches (issue 14, item 9):
+        records are compared as whole wire records in insertion-ordered
+        sets, and each touched node is replaced once, whatever number of
+        its types changed.
+        """
         self.answers.clear()
-        touched: dict[tuple[bytes, int], tuple[bytes, list[bytes], list[bytes]]] = {}
-        for owner, rdtype, ttl, rdata in changeset.removed:
-            key = (owner.lower(), rdtype)
-            entry = touched.setdefault(key, (owner, [], []))
-            entry[1].append(rr_tail(rdtype, ttl, rdata))
-        for owner, rdtype, ttl, rdata in changeset.added:
-            key = (owner.lower(), rdtype)
-            entry = touched.setdefault(key, (owner, [], []))
-            entry[2].append(rr_tail(rdtype, ttl, rdata))
-        for (low, rdtype), (owner, removed, added) in touched.items():
-            node = self.nodes.get(low)
-            current = tails(node[rdtype][1]) if node and rdtype in node else ()
-            drop = set(removed)
-            # An insertion-ordered set: linear in the RRset and the change
-            # (a list's membership test made large updates quadratic).
-            kept_set = dict.fromkeys(t for t in current if t not in drop)
-            kept_set.update(dict.fromkeys(added))
-            kept = list(kept_set)
+        pack = _RR_HEADER.pack
+        # lower-cased owner -> (owner as given, rdtype -> (removed, added records))
+        touched: dict[bytes, tuple[bytes, dict[int, tuple[list[bytes], list[bytes]]]]] = {}
+        for records, which in ((changeset.removed, 0), (changeset.added, 1)):
+            for owner, rdtype, ttl, rdata in records:
+                low = owner.lower()
+                entry = touched.get(low)
+                if entry is None:
+                    entry = touched[low] = (owner, {})
+                change = entry[1].get(rdtype)
+                if change is None:
+                    change = entry[1][rdtype] = ([], [])
+                change[which].append(QNAME_POINTER + pack(rdtype, IN, ttl, len(rdata)) + rdata)
+        nodes = self.nodes
+        for low, (owner, types) in touched.items():
+            node = nodes.get(low)
             new_node = dict(node) if node else {}
-            if kept:
-                new_node[rdtype] = (len(kept), b"".join(QNAME_POINTER + t for t in kept))
-            else:
-                new_node.pop(rdtype, None)
+            for rdtype, (removed, added) in types.items():
+                current = new_node.get(rdtype)
+                if current is None and not removed:
+                    # A new RRset (the common case of a large UPDATE).
+                    kept = dict.fromkeys(added)
+                else:
+                    drop = set(removed)
+                    # An insertion-ordered set: linear in the RRset and the change
+                    # (a list's membership test made large updates quadratic).
+                    kept = dict.fromkeys(
+                        r for r in _records(current[1] if current else b"") if r not in drop
+                    )
+                    kept.update(dict.fromkeys(added))
+                if kept:
+                    new_node[rdtype] = (len(kept), b"".join(kept))
+                else:
+                    new_node.pop(rdtype, None)
             stored_owner = self.case.get(low, low) if node else owner
             if node is not None:
                 self._remove_node(low)
