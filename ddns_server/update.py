@@ -253,6 +253,12 @@ class WorkingView:
         key = (low, rdtype)
         view = self.current.get(key)
         if view is None:
+            node = self.zone.nodes.get(low)
+            if node is None or rdtype not in node:
+                # nothing there yet (a large UPDATE's many new names)
+                self.original[key] = []
+                view = self.current[key] = RRsetView({}, 0, None)
+                return view
             original = [(ttl, rdata) for _, _, ttl, rdata in self.zone.records_at(low, rdtype)]
             self.original[key] = original
             view = self.current[key] = RRsetView.from_records(rdtype, original)
@@ -281,21 +287,30 @@ class WorkingView:
     def changeset(self) -> Changeset:
         """The net change from the zone to the view."""
         changes = Changeset()
-        for (low, rdtype), view in self.current.items():
-            before = self.original[(low, rdtype)]
+        removed = changes.removed
+        added = changes.added
+        nodes = self.zone.nodes
+        original = self.original
+        for key, view in self.current.items():
+            low, rdtype = key
+            before = original[key]
+            if not before and view.ttls is None:
+                # A new RRset (a large UPDATE's many new names): all of it is added.
+                if view.records:
+                    owner = self.zone.owner_wire(low) if low in nodes else self.new_owners[low]
+                    ttl = view.ttl
+                    added.extend((owner, rdtype, ttl, rdata) for rdata in view.records.values())
+                continue
             rrs = view.rrs()
             if rrs == before:
                 continue
             old = set(before)
             new = set(rrs)
-            if low in self.zone.nodes:
-                owner = self.zone.owner_wire(low)
-            else:
-                owner = self.new_owners[low]
-            changes.removed.extend(
+            owner = self.zone.owner_wire(low) if low in nodes else self.new_owners[low]
+            removed.extend(
                 (owner, rdtype, ttl, rdata) for ttl, rdata in before if (ttl, rdata) not in new
             )
-            changes.added.extend(
+            added.extend(
                 (owner, rdtype, ttl, rdata) for ttl, rdata in rrs if (ttl, rdata) not in old
             )
         return changes
