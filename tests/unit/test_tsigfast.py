@@ -405,3 +405,123 @@ def test_wire_reader_every_compression_pointer_target() -> None:
             assert _agrees_with_dnspython(bytes(data)), (at, target)
             taken += wireupdate.read_update(bytes(data)) is not None
     assert taken > len(pointers)  # some pointers elsewhere are fine for both
+
+
+def _reference_name(data: bytes, pos: int, limit: int | None = None) -> tuple[bytes, int] | None:
+    """dnspython's rules, one label and pointer at a time (the reader before
+    it remembered pointer targets): the name, where it ends; None: refused."""
+    labels = []
+    size = 1
+    end = -1
+    biggest = start = pos
+    stop = len(data) if limit is None else limit
+    hops = 0
+    while True:
+        if pos >= stop:
+            return None
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length >= 0xC0:
+            if pos + 2 > stop:
+                return None
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            if end < 0:
+                end = pos + 2
+            hops += 1
+            if target >= biggest or hops > 16:
+                return None
+            biggest = pos = target
+            stop = start
+            start = target
+            continue
+        if length > 63 or pos + 1 + length > stop:
+            return None
+        labels.append(data[pos : pos + length + 1])
+        size += length + 1
+        if size > 255:
+            return None
+        pos += length + 1
+    return b"".join(labels) + b"\x00", end if end >= 0 else pos
+
+
+def test_wire_names_read_with_remembered_pointers_match_the_rules() -> None:
+    """The reader remembers what each pointer target holds (one message's
+    names share them): over random buffers of labels, pointers (chains,
+    loops, forwards, long names) and limits, every name is read exactly as
+    the rules read it one step at a time, or refused alike."""
+    rng = random.Random(99)
+    agreed = read = pointed = 0
+    for _ in range(3000):
+        data = bytearray(rng.randbytes(rng.randrange(4)))
+        starts: list[int] = []  # where labels start: the targets a pointer usually has
+        while len(data) < rng.randrange(8, 600):  # names as a message holds them
+            for _ in range(rng.choice([0, 1, 1, 2, 4, 40])):
+                length = rng.choice([1, 3, 10, 63, 64, rng.randrange(64)])
+                starts.append(len(data))
+                data += bytes([length]) + bytes(rng.randrange(97, 123) for _ in range(length))
+            roll = rng.random()
+            if roll < 0.6 and starts:
+                target = rng.choice(starts) if rng.random() < 0.9 else rng.randrange(len(data) + 4)
+                data += bytes((0xC0 | target >> 8, target & 0xFF))
+            elif roll < 0.95:
+                data += b"\x00"
+            else:
+                data += rng.randbytes(rng.randrange(1, 4))  # junk
+        data = bytes(data)
+        memo: dict[int, tuple[bytes, int, int]] = {}  # shared by every name read, as in a message
+        for _ in range(20):
+            pos = rng.choice(starts) if starts and rng.random() < 0.8 else rng.randrange(len(data))
+            limit = rng.choice([None, rng.randrange(pos, len(data) + 1)])
+            want = _reference_name(data, pos, limit)
+            try:
+                got: tuple[bytes, int] | None = wireupdate._name(data, pos, memo, limit)
+            except (wireupdate._Bad, IndexError):
+                got = None
+            assert got == want, (data.hex(), pos, limit)
+            agreed += 1
+            read += want is not None
+            pointed += want is not None and len(want[0]) > want[1] - pos  # decompressed
+    assert agreed == 60000 and read > 3000 and pointed > 300  # read, through pointers, refused
+
+
+def _label(length: int) -> bytes:
+    return bytes([length]) + b"x" * length
+
+
+def test_wire_names_at_the_limits_of_the_rules() -> None:
+    """The edges random buffers seldom reach, each side of each: 16 and 17
+    pointers in a chain, 255 and 256 octets through a pointer, and a name
+    whose target's first part ends one octet too late (inside the name)."""
+    cases: list[tuple[bytes, int]] = []
+    chain = bytearray(b"\x00")  # a chain of pointers: each name points to the one before
+    start = 0
+    for _ in range(18):
+        here = len(chain)
+        chain += _label(1) + bytes((0xC0 | start >> 8, start & 0xFF))
+        cases.append((bytes(chain), here))
+        start = here
+    for total in (254, 255, 256, 257):
+        first = _label(63) * 3 + b"\x00"  # 193 octets
+        rest = total - len(first)  # the pointing name's own labels
+        second = (_label(rest - 1) if rest > 1 else b"") + b"\xc0\x00"
+        cases.append((first + second, len(first)))
+    # target at 5 ("a" then a pointer to the root at 2): its first part ends at 9,
+    # one octet after the name that points to it starts (8): refused; at 9: read
+    # (at 8, the pointer's second octet 0x02 is the length of the label "bc")
+    late = b"\x00" * 5 + _label(1) + b"\xc0\x02" + b"bc\xc0\x05"
+    fine = b"\x00" * 5 + _label(1) + b"\xc0\x02" + b"\x02bc\xc0\x05"
+    cases += [(late, 8), (fine, 9)]
+    outcomes = []
+    for data, pos in cases:
+        want = _reference_name(data, pos)
+        try:
+            got: tuple[bytes, int] | None = wireupdate._name(data, pos, {})
+        except wireupdate._Bad:
+            got = None
+        assert got == want, (data.hex(), pos)
+        outcomes.append(want is not None)
+    # chains of 1..16 pointers read, 17 and 18 refused; 254 and 255 octets read;
+    # the late target refused, the one that ends in time read
+    assert outcomes == [True] * 16 + [False] * 2 + [True, True, False, False, False, True]
