@@ -29,6 +29,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from ddns_server.errors import DnsError
+from ddns_server.gcpause import GcPaused
 from ddns_server.model import TSIG_MAX_FUDGE
 from ddns_server.query import EDNS_PAYLOAD, QueryEngine, bare_error, opt_record, udp_limit
 from ddns_server.ratelog import RateLimitedLog, describe
@@ -153,7 +154,8 @@ class DnsHandler:
             # the common signed UPDATE (tsigfast.py); None: dnspython's path below
             checked = self.fast_tsig.check(data, self.keyring)
             if checked is not None:
-                fast = self._wire_update(data, checked, source)
+                with GcPaused():  # a large UPDATE: see gcpause.py
+                    fast = self._wire_update(data, checked, source)
                 if fast is not None:
                     return fast
                 query = self.fast_tsig.message(checked)

@@ -20,6 +20,7 @@ import dns.update
 from ddns_server import policy
 from ddns_server.dnsmsg import Source
 from ddns_server.errors import DnsError, FormErr, NotAuth, Refused, ServFail
+from ddns_server.gcpause import GcPaused
 from ddns_server.limits import DEFAULT_LIMITS, UpdateLimits, check_limits
 from ddns_server.model import PolicyRule, Zone
 from ddns_server.store import Store
@@ -90,7 +91,8 @@ class UpdateProcessor:
         who = self._who_text(key_name)
         try:
             try:
-                serial = self._update(parsed(), key_name, who, source)
+                with GcPaused():  # a large UPDATE: see gcpause.py
+                    serial = self._update(parsed(), key_name, who, source)
             except DnsError:
                 raise
             except Exception as e:  # never leave a client without an answer
