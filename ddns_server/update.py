@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import NamedTuple, cast
 
 import dns.exception
@@ -44,6 +45,7 @@ from ddns_server.zonedata import (
     name_to_wire,
     skip_name,
     soa_serial,
+    split_rrset,
     wire_to_name,
 )
 
@@ -185,14 +187,27 @@ class RRsetView:
     quadratic). TTLs: after an add the whole RRset has the added TTL (as
     BIND does), so one number holds it; `ttls` keeps per-record TTLs only
     for an RRset read from the zone and not yet added to.
+
+    `base`: while the view only gained new records at the RRset's own TTL,
+    how many records the zone had (they come first, unchanged); -1 once
+    anything else happened. The changeset of such a view is its tail,
+    without comparing the whole RRset (one large UPDATE adding to a large
+    RRset, issue 14 item 9).
     """
 
-    __slots__ = ("records", "ttl", "ttls")
+    __slots__ = ("base", "records", "ttl", "ttls")
 
-    def __init__(self, records: dict[bytes, bytes], ttl: int, ttls: dict[bytes, int] | None):
+    def __init__(
+        self,
+        records: dict[bytes, bytes],
+        ttl: int,
+        ttls: dict[bytes, int] | None,
+        base: int = -1,
+    ):
         self.records = records  # canonical rdata -> rdata as sent/stored
         self.ttl = ttl
         self.ttls = ttls
+        self.base = base
 
     @classmethod
     def from_records(cls, rdtype: int, rrs: Sequence[RR]) -> RRsetView:
@@ -204,7 +219,9 @@ class RRsetView:
             ttls[key] = ttl
         uniform = len(set(ttls.values())) <= 1
         ttl = next(iter(ttls.values()), 0)
-        return cls(records, ttl, None if uniform else ttls)
+        # Records equal but for case collapse into one: no longer the zone's list.
+        base = len(records) if uniform and len(records) == len(rrs) else -1
+        return cls(records, ttl, None if uniform else ttls, base)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -217,8 +234,12 @@ class RRsetView:
 
     def add(self, key: bytes, ttl: int, rdata: bytes) -> bool:
         """Add a record (the whole RRset takes its TTL); False: a duplicate."""
-        if key in self.records and self.ttl_of(key) == ttl:
-            return False
+        if key in self.records:
+            if self.ttl_of(key) == ttl:
+                return False
+            self.base = -1
+        elif ttl != self.ttl and self.records:
+            self.base = -1  # every record takes the new TTL
         self.records.pop(key, None)  # an equal record is replaced, at the end
         self.records[key] = rdata
         self.ttl = ttl
@@ -228,6 +249,7 @@ class RRsetView:
     def remove(self, key: bytes) -> bool:
         if self.records.pop(key, None) is None:
             return False
+        self.base = -1
         if self.ttls is not None:
             del self.ttls[key]
         return True
@@ -235,6 +257,7 @@ class RRsetView:
     def clear(self) -> None:
         self.records = {}
         self.ttls = None
+        self.base = -1
 
 
 class WorkingView:
@@ -257,15 +280,23 @@ class WorkingView:
             if node is None or rdtype not in node:
                 # nothing there yet (a large UPDATE's many new names)
                 self.original[key] = []
-                view = self.current[key] = RRsetView({}, 0, None)
+                view = self.current[key] = RRsetView({}, 0, None, 0)
                 return view
-            original = [(ttl, rdata) for _, _, ttl, rdata in self.zone.records_at(low, rdtype)]
+            original = [(ttl, rdata) for _, ttl, rdata in split_rrset(node[rdtype][1])]
             self.original[key] = original
             view = self.current[key] = RRsetView.from_records(rdtype, original)
         return view
 
     def touch(self, low: bytes, rdtype: int) -> None:
         self.touched_types.setdefault(low, set()).add(rdtype)
+
+    def has(self, low: bytes, rdtype: int) -> bool:
+        """Are there records of `rdtype` at a name (`types` without the set)?"""
+        view = self.current.get((low, rdtype))
+        if view is not None:
+            return bool(view)
+        node = self.zone.nodes.get(low)
+        return node is not None and rdtype in node
 
     def types(self, low: bytes) -> set[int]:
         """The types that have records at a name."""
@@ -294,12 +325,17 @@ class WorkingView:
         for key, view in self.current.items():
             low, rdtype = key
             before = original[key]
-            if not before and view.ttls is None:
-                # A new RRset (a large UPDATE's many new names): all of it is added.
-                if view.records:
+            base = view.base
+            if base >= 0:
+                # Only new records added (a large UPDATE's new names, or
+                # records added to an RRset): they are the change.
+                if len(view.records) > base:
                     owner = self.zone.owner_wire(low) if low in nodes else self.new_owners[low]
                     ttl = view.ttl
-                    added.extend((owner, rdtype, ttl, rdata) for rdata in view.records.values())
+                    added.extend(
+                        (owner, rdtype, ttl, rdata)
+                        for rdata in islice(view.records.values(), base, None)
+                    )
                 continue
             rrs = view.rrs()
             if rrs == before:
@@ -500,12 +536,11 @@ def add_rr(view: WorkingView, op: Operation) -> None:
             return
         _replace(view, low, SOA, op)
         return
-    types = view.types(low)
     if rdtype == CNAME:
         # CNAME exclusivity (RFC 1034 §3.6.2): BIND ignores the add that conflicts.
-        if any(t != CNAME and t not in _AT_CNAME for t in types):
+        if any(t != CNAME and t not in _AT_CNAME for t in view.types(low)):
             return
-    elif CNAME in types and rdtype not in _AT_CNAME:
+    elif rdtype not in _AT_CNAME and view.has(low, CNAME):
         return
     rrset = view.rrset(low, rdtype)
     if rdtype in (CNAME, DNAME):
