@@ -14,11 +14,12 @@ reaches). Cases:
 * `many-names`: one A record each at as many names as fit, applied;
 * `txt-records`: 64 KB of 200-octet TXT records at 100 names, applied.
 
-The `cpu ms` column is the process's CPU time for the same call (the figure
-to trust on a loaded machine). The `parse ms` column is dnspython's
-from_wire (with TSIG) alone on the same message, for reference: signed
-UPDATEs of the usual types no longer go through it (wireupdate.py);
-`--no-wire-reader` measures the path before that, where they did.
+The `cpu ms` and `cpu worst` columns are the process's CPU time for the same
+call, median and worst (the figures to trust on a loaded machine). The
+`parse ms` column is dnspython's from_wire (with TSIG) alone on the same
+message, for reference: signed UPDATEs of the usual types no longer go
+through it (wireupdate.py); `--no-wire-reader` measures the path before
+that, where they did.
 
 Prints the median and worst time per case; the target is well under 100 ms.
 A few seconds in all.
@@ -139,7 +140,7 @@ def main() -> int:
     ]
     print(
         f"{'case':24} {'octets':>7} {'rcode':>8} {'median ms':>10} {'worst ms':>9}"
-        f" {'cpu ms':>7} {'parse ms':>9}"
+        f" {'cpu ms':>7} {'cpu worst':>9} {'parse ms':>9}"
     )
     for label, kind, limits in cases:
         times, cpu, parse, rcode, octets = measure(
@@ -148,10 +149,11 @@ def main() -> int:
         median = statistics.median(times) * 1000
         worst = max(times) * 1000
         cpu_ms = statistics.median(cpu) * 1000
+        cpu_worst = max(cpu) * 1000
         floor = statistics.median(parse) * 1000
         print(
             f"{label:24} {octets:>7} {rcode:>8} {median:>10.1f} {worst:>9.1f}"
-            f" {cpu_ms:>7.1f} {floor:>9.1f}"
+            f" {cpu_ms:>7.1f} {cpu_worst:>9.1f} {floor:>9.1f}"
         )
     return 0
 

@@ -288,7 +288,11 @@ class WorkingView:
         return view
 
     def touch(self, low: bytes, rdtype: int) -> None:
-        self.touched_types.setdefault(low, set()).add(rdtype)
+        types = self.touched_types.get(low)
+        if types is None:
+            self.touched_types[low] = {rdtype}
+        else:
+            types.add(rdtype)
 
     def has(self, low: bytes, rdtype: int) -> bool:
         """Are there records of `rdtype` at a name (`types` without the set)?"""
@@ -525,7 +529,8 @@ def add_rr(view: WorkingView, op: Operation) -> None:
     rdtype = op.rdtype
     if rdtype in _IGNORED_ADDS:
         return
-    view.owner(op.owner, low)
+    if low not in zone.nodes:
+        view.new_owners.setdefault(low, op.owner)  # the first spelling (view.owner)
     if rdtype == SOA:
         # Only at the apex, and only with a newer serial (RFC 1982); it replaces.
         if low != zone.apex:
