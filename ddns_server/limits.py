@@ -74,7 +74,7 @@ def check_limits(zone: ZoneData, changes: Changeset, limits: UpdateLimits = DEFA
             )
         size[0] += 1
         size[1] += _RR_OVERHEAD + octets
-    names: set[bytes] = set()
+    per_name: dict[bytes, int] = {}  # name -> how many of its RRsets grow
     for (low, rdtype), (count, octets) in grown.items():
         if limits.max_records_per_type and count > limits.max_records_per_type:
             raise Refused(
@@ -86,21 +86,24 @@ def check_limits(zone: ZoneData, changes: Changeset, limits: UpdateLimits = DEFA
                 f"{_text(low)}: an RRset of {octets} octets"
                 f" (max_rrset_size is {limits.max_rrset_size})"
             )
-        names.add(low)
-    if not limits.max_types_per_name:
+        per_name[low] = per_name.get(low, 0) + 1
+    cap = limits.max_types_per_name
+    if not cap:
+        return
+    # Only a name whose types before plus those that grow exceed the cap can
+    # be over it (most of a large UPDATE's names are new, with one type).
+    suspects = {low for low, grows in per_name.items() if len(nodes.get(low) or ()) + grows > cap}
+    if not suspects:
         return
     touched: dict[bytes, dict[int, int]] = {}  # name -> type -> records after
     for (low, rdtype), size in sizes.items():
-        if low in names:
+        if low in suspects:
             touched.setdefault(low, {})[rdtype] = size[0]
     for low, counts in touched.items():
         types = {t for t in nodes.get(low) or () if t not in counts}
         types.update(t for t, count in counts.items() if count > 0)
-        if len(types) > limits.max_types_per_name:
-            raise Refused(
-                f"{_text(low)}: {len(types)} types"
-                f" (max_types_per_name is {limits.max_types_per_name})"
-            )
+        if len(types) > cap:
+            raise Refused(f"{_text(low)}: {len(types)} types (max_types_per_name is {cap})")
 
 
 def _text(owner: bytes) -> str:

@@ -34,7 +34,7 @@ from ddns_server.ratelog import RateLimitedLog
 from ddns_server.store import Store
 from ddns_server.update_handler import UpdateProcessor
 from ddns_server.xfr import TransferProcessor
-from ddns_server.zonedata import Changeset, ZoneData, name_to_wire
+from ddns_server.zonedata import Changeset, Record, ZoneData, name_to_wire
 
 ORIGIN = dns.name.from_text("example.test")
 SOURCE = ("127.0.0.1", 5300)
@@ -390,6 +390,31 @@ def test_caps_are_configurable_and_deletes_always_pass(served: Served) -> None:
     check_limits(zone, Changeset(added=added), UpdateLimits(max_records_per_type=0))
     zone.apply(Changeset(added=added))
     check_limits(zone, Changeset(removed=added[:1]))  # over the cap, shrinking: fine
+
+
+def test_types_per_name_cap_counts_what_the_name_holds_after(served: Served) -> None:
+    """The cap on types is on the name after the change: types it had, the
+    ones added, less the ones emptied (checked directly, with a cap of 3)."""
+    zone = served.zone
+    owner = name_to_wire(dns.name.from_text("t", ORIGIN))
+
+    def rec(rdtype: int, octet: int = 1) -> Record:
+        return (owner, rdtype, 60, bytes([octet]))
+
+    caps = UpdateLimits(max_types_per_name=3)
+    zone.apply(Changeset(added=[rec(65280), rec(65281)]))  # two types there
+    check_limits(zone, Changeset(added=[rec(65282)]), caps)  # three: fine
+    check_limits(zone, Changeset(added=[rec(65280, 2), rec(65281, 2), rec(65282)]), caps)
+    with pytest.raises(Exception, match="4 types"):
+        check_limits(zone, Changeset(added=[rec(65282), rec(65283)]), caps)
+    # one emptied, two added: three after
+    check_limits(zone, Changeset(removed=[rec(65280)], added=[rec(65282), rec(65283)]), caps)
+    with pytest.raises(Exception, match="4 types"):  # a new name, four types at once
+        check_limits(
+            zone,
+            Changeset(added=[(b"\x02t2" + owner[2:], 65280 + i, 60, b"\x01") for i in range(4)]),
+            caps,
+        )
 
 
 def test_tcp_answer_too_big_is_servfail(tmp_path: Path) -> None:
