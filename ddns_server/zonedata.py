@@ -233,7 +233,8 @@ class ZoneData:
         self.nodes[low] = node
         if owner != low:
             self.case[low] = owner
-        self.record_count += sum(count for count, _ in node.values())
+        for count, _ in node.values():
+            self.record_count += count
         if DNAME in node and low not in self.dnames:
             self.dnames.add(low)
             if not bulk:
@@ -338,7 +339,15 @@ class ZoneData:
         nodes = self.nodes
         for low, (owner, types) in touched.items():
             node = nodes.get(low)
-            new_node = dict(node) if node else {}
+            if node is None:
+                # A new name (most of a large UPDATE's): nothing to remove.
+                new_node = {}
+                for rdtype, (_removed, added) in types.items():
+                    kept = dict.fromkeys(added)
+                    new_node[rdtype] = (len(kept), b"".join(kept))
+                self._add_node(low, owner, new_node)
+                continue
+            new_node = dict(node)
             for rdtype, (removed, added) in types.items():
                 current = new_node.get(rdtype)
                 if current is None and not removed:
@@ -357,8 +366,7 @@ class ZoneData:
                 else:
                     new_node.pop(rdtype, None)
             stored_owner = self.case.get(low, low) if node else owner
-            if node is not None:
-                self._remove_node(low)
+            self._remove_node(low)
             if new_node:
                 self._add_node(low, stored_owner, new_node)
         self._refresh_soa()
