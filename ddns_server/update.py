@@ -471,13 +471,14 @@ def prescan(
             if ttl != 0 or meta:
                 raise FormErr(f"bad delete RR {rr.name}: TTL must be 0 and type not meta")
             new = _with_rdata("delete_rr", rr, 0, low)
-        for rdtype_checked in _policy_types(zone, low, rdtype):
-            if (low, rdtype_checked) in granted:
+        for rdtype_checked in (rdtype,) if rdtype != ANY else _policy_types(zone, low, rdtype):
+            checked = (low, rdtype_checked)
+            if checked in granted:
                 continue
             if not allows(low, rdtype_checked):
                 who = key_name.to_text(omit_final_dot=True) if key_name else "unsigned"
                 raise Refused(f"{who} may not update {rr.name}/{type_text(rdtype_checked)}")
-            granted.add((low, rdtype_checked))
+            granted.add(checked)
         if new is not None:
             operations.append(new)
     return operations
@@ -525,19 +526,18 @@ def apply_operation(view: WorkingView, op: Operation) -> None:
 def add_rr(view: WorkingView, op: Operation) -> None:
     """§3.4.2.2: add one RR, with the special cases BIND applies."""
     zone = view.zone
-    low = op.low
-    rdtype = op.rdtype
+    _kind, owner, rdtype, ttl, rdata, low, canon = op
     if rdtype in _IGNORED_ADDS:
         return
     if low not in zone.nodes:
-        view.new_owners.setdefault(low, op.owner)  # the first spelling (view.owner)
+        view.new_owners.setdefault(low, owner)  # the first spelling (view.owner)
     if rdtype == SOA:
         # Only at the apex, and only with a newer serial (RFC 1982); it replaces.
         if low != zone.apex:
             return
         current = view.rrset(low, SOA)
         old = next(iter(current.records.values()), None)
-        if old is not None and not _serial_newer(op.rdata, old):
+        if old is not None and not _serial_newer(rdata, old):
             return
         _replace(view, low, SOA, op)
         return
@@ -550,12 +550,12 @@ def add_rr(view: WorkingView, op: Operation) -> None:
     rrset = view.rrset(low, rdtype)
     if rdtype in (CNAME, DNAME):
         # Singletons: the new RR replaces the old one (RFC 2136 §3.4.2.2).
-        if rrset.rrs() != [(op.ttl, op.rdata)]:
+        if rrset.rrs() != [(ttl, rdata)]:
             _replace(view, low, rdtype, op)
         return
     # Like BIND: the whole RRset takes the added RR's TTL; an equal RR is
     # replaced; an identical one is ignored.
-    if rrset.add(op.canon, op.ttl, op.rdata):
+    if rrset.add(canon, ttl, rdata):
         view.touch(low, rdtype)
 
 
