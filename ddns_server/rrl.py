@@ -62,6 +62,10 @@ class _Bucket:
         self.slip = 0
 
 
+# What `aggregate` gives a host nothing limits: taking from it never empties it.
+_UNLIMITED = _Bucket(float("inf"), 0.0)
+
+
 @dataclass
 class RateLimiter:
     """Decides, per UDP answer, whether to send, drop or slip it."""
@@ -92,6 +96,50 @@ class RateLimiter:
         self._tables: dict[str, dict[bytes, _Bucket] | None] = {}
         self._by_prefix: dict[int, dict[bytes, _Bucket]] = {}
         self._count = 0  # buckets in all tables
+        # the read loop's pass (see begin_pass): host -> its prefix's aggregate bucket
+        self._pass: dict[str, _Bucket] = {}
+        self._now = 0.0
+
+    # -- the read loop's shortcut --------------------------------------------------
+
+    def begin_pass(self, now: float) -> dict[str, _Bucket]:
+        """Start a pass of the read loop, all of whose answers are checked at `now`.
+
+        Returns the pass's map of host -> its prefix's aggregate bucket
+        (filled by `aggregate`). At one instant the first check of a bucket
+        refills it and later ones only take from it, so for the rest of the
+        pass the loop may take an answer itself: `if b.balance >= 1.0:
+        b.balance -= 1.0` is exactly what `check` would do, and otherwise
+        it calls `check`. The same arithmetic on the same state, minus a
+        call and two lookups per answer (issue 14 item 17: RRL on within 5%).
+        """
+        self._now = now
+        self._pass.clear()
+        return self._pass
+
+    def aggregate(self, host: str) -> _Bucket:
+        """`host`'s prefix's aggregate bucket, refilled to the pass's instant
+        (`check`'s first steps); an inexhaustible one when nothing limits the
+        host (exempt, not an address, or no class limited)."""
+        now = self._now
+        agg_rate = self.agg_rate
+        table = self._tables.get(host)
+        if table is None:
+            table = self._table_of(host)
+        if table is None or not agg_rate:
+            agg = _UNLIMITED
+        else:
+            found = table.get(b"")
+            if found is None:
+                agg = table[b""] = _Bucket(agg_rate, now)
+                self._count += 1
+            else:
+                agg = found
+                balance = agg.balance + agg_rate * (now - agg.last)
+                agg.balance = balance if balance < agg_rate else agg_rate
+                agg.last = now
+        self._pass[host] = agg
+        return agg
 
     # -- the per-answer check ----------------------------------------------------
 
@@ -198,6 +246,7 @@ class RateLimiter:
 
     def _prune(self, now: float) -> None:
         """Forget buckets idle for a window (full again); all of them if that is not enough."""
+        self._pass.clear()  # the pass looks its buckets up again
         horizon = self.window + 1.0
         count = 0
         for prefix, table in list(self._by_prefix.items()):

@@ -8,11 +8,13 @@ must not stop the others.
 
 from __future__ import annotations
 
+import random
 import select
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.name
@@ -27,7 +29,9 @@ from ddns_server.edge.dns import DnsUdp, DnsUdpPort
 from ddns_server.edge.udpio import SEND_SIZE, SLOTS, MmsgUdpIO, PlainUdpIO, udp_io
 from ddns_server.journal import Journal
 from ddns_server.metrics import Metrics
+from ddns_server.model import RateLimit
 from ddns_server.query import QueryEngine
+from ddns_server.rrl import SEND, SLIP, RateLimiter, truncated
 from ddns_server.store import Store, records_from_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -218,3 +222,72 @@ def test_the_read_loop_answers_every_query_of_a_long_queue(port: DnsUdpPort) -> 
         assert a.question == q.question
         assert a.rcode() == (dns.rcode.NOERROR if q.id % 3 else dns.rcode.NXDOMAIN)
     client.close()
+
+
+class Inbox:
+    """The port's socket, reading from datagrams the test already took off it
+    (so one pass sees them all, however late a busy machine delivers them)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbox: list[tuple[bytes, Any]] = []
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def take(self, count: int) -> None:
+        for _ in range(count):
+            ready, _w, _x = select.select([self.sock], [], [], 10)
+            assert ready, "a datagram sent over loopback never arrived"
+            self.inbox.append(self.sock.recvfrom(65535))
+
+    def recvfrom(self, size: int) -> tuple[bytes, Any]:
+        if not self.inbox:
+            raise BlockingIOError
+        return self.inbox.pop(0)
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        self.sent.append((data, addr))
+        return len(data)
+
+
+def test_the_read_loop_rate_limits_exactly_as_check(port: DnsUdpPort) -> None:
+    """RRL in the read loop (its shortcut included) sends, slips and drops
+    exactly what check() decides, answer by answer, for two hosts of one prefix."""
+    settings = RateLimit(responses_per_second=6, nxdomains_per_second=3, slip=2)
+    port.protocol.rrl = RateLimiter(settings)
+    clients = []
+    for host in ("127.0.0.1", "127.0.0.2"):
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.bind((host, 0))
+        clients.append(c)
+    rng = random.Random(3)
+    names = ["www", "mail", "nx1", "nx2", "@"]
+    sent = []
+    for i in range(200):
+        name = rng.choice(names)
+        q = dns.message.make_query(dns.name.from_text(name, ORIGIN), "A", id=i).to_wire()
+        client = clients[rng.randrange(2)]
+        client.sendto(q, port.socket.getsockname())
+        sent.append((q, client.getsockname()))
+    inbox = Inbox(port.socket)
+    inbox.take(len(sent))
+    real, port.socket = port.socket, inbox
+    try:
+        port.doRead()  # one pass, one instant
+    finally:
+        port.socket = real
+    reference = RateLimiter(settings)
+    expected = []
+    answer = port.protocol.answer
+    for q, addr in sent:
+        a = answer(q, True)
+        assert a is not None
+        verdict = reference.check(addr[0], q, a, 1000.0)
+        if verdict == SEND:
+            expected.append((a, addr))
+        elif verdict == SLIP:
+            expected.append((truncated(a), addr))
+    assert inbox.sent == expected
+    assert port.protocol.rrl.counters == reference.counters
+    assert 20 < len(expected) < 150  # some sent, some slipped, some dropped
+    for c in clients:
+        c.close()
