@@ -22,7 +22,10 @@ import ctypes
 import errno
 import mmap
 import socket
+import struct
 import sys
+from array import array
+from itertools import accumulate
 from typing import Any
 
 Address = tuple[str, int]
@@ -34,6 +37,7 @@ SEND_SIZE = 4096  # a larger reply goes out alone, through sendto
 # Senders remembered (their sockaddr <-> (host, port)); forgotten all at once beyond this.
 MAX_ADDRESSES = 4096
 
+_NAME = 32  # octets per remembered sockaddr: a sockaddr_in6 (28), aligned
 _MSG_DONTWAIT = 0x40
 _MSG_TRUNC = 0x20
 
@@ -116,9 +120,14 @@ class MmsgUdpIO:
 
     Buffers are allocated once. The receive area is an anonymous mapping, so
     only the pages datagrams land in are ever touched (a page per slot for
-    queries). Headers and iovecs are ctypes arrays, read and written through
-    memoryviews (a ctypes attribute access per datagram would cost more than
+    queries). Headers and iovecs are ctypes arrays, read and written in bulk
+    through memoryviews (lengths, flags and senders of a whole batch with one
+    slice each; a ctypes attribute access per datagram would cost more than
     the system call saves).
+
+    Senders are remembered by their sockaddr: its octets as the cache key for
+    the (host, port) pair, and a copy in `_names` that a reply's header
+    points at.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -127,18 +136,18 @@ class MmsgUdpIO:
         self.sock = sock
         self.fd = sock.fileno()
         self.family = sock.family
-        self.namelen = 28 if sock.family == socket.AF_INET6 else 16
-        name_slot = 32  # room for a sockaddr_in6 (28), aligned
-        self._name_slot = name_slot
+        self.v6 = sock.family == socket.AF_INET6
+        namelen = 28 if self.v6 else 16
         hsize = ctypes.sizeof(_Mmsghdr)
-        self._stride = hsize // 4  # in uint32 units
+        assert hsize % 8 == 0 and _Msghdr.msg_name.offset == 0
+        self._stride = hsize // 4  # uint32 words per header
         self._len_at = _Mmsghdr.msg_len.offset // 4
         self._flags_at = (_Mmsghdr.msg_hdr.offset + _Msghdr.msg_flags.offset) // 4
 
-        # receive side
+        # receive side: slot i's data at i * RECV_SIZE, its sender at i * _NAME
         self._rmap = mmap.mmap(-1, SLOTS * RECV_SIZE)
         rbase = ctypes.addressof(ctypes.c_char.from_buffer(self._rmap))
-        self._rnames = (ctypes.c_char * (SLOTS * name_slot))()
+        self._rnames = (ctypes.c_char * (SLOTS * _NAME))()
         self._riov = (_Iovec * SLOTS)()
         self._rhdr = (_Mmsghdr * SLOTS)()
         nbase = ctypes.addressof(self._rnames)
@@ -146,39 +155,36 @@ class MmsgUdpIO:
             self._riov[i].iov_base = rbase + i * RECV_SIZE
             self._riov[i].iov_len = RECV_SIZE
             hdr = self._rhdr[i].msg_hdr
-            hdr.msg_name = nbase + i * name_slot
-            hdr.msg_namelen = name_slot
+            hdr.msg_name = nbase + i * _NAME
+            hdr.msg_namelen = namelen
             hdr.msg_iov = ctypes.addressof(self._riov[i])
             hdr.msg_iovlen = 1
         # the kernel writes lengths and flags back: restored from this copy before each call
         self._rhdr_clean = bytes(memoryview(self._rhdr).cast("B"))
-        self._rdata = memoryview(self._rmap)
-        self._rname_view = memoryview(self._rnames).cast("B")
         self._rhdr_words = memoryview(self._rhdr).cast("B").cast("I")
+        self._rname_q = memoryview(self._rnames).cast("B").cast("Q")
 
-        # send side: header j always names slot j's address and data
+        # send side: replies copied one after another into one area
         self._sdata = (ctypes.c_char * (SLOTS * SEND_SIZE))()
-        self._snames = (ctypes.c_char * (SLOTS * name_slot))()
+        self._sbase = ctypes.addressof(self._sdata)
         self._siov = (_Iovec * SLOTS)()
         self._shdr = (_Mmsghdr * SLOTS)()
-        sbase = ctypes.addressof(self._sdata)
-        snbase = ctypes.addressof(self._snames)
         for i in range(SLOTS):
-            self._siov[i].iov_base = sbase + i * SEND_SIZE
             hdr = self._shdr[i].msg_hdr
-            hdr.msg_name = snbase + i * name_slot
-            hdr.msg_namelen = self.namelen
+            hdr.msg_namelen = namelen
             hdr.msg_iov = ctypes.addressof(self._siov[i])
             hdr.msg_iovlen = 1
         self._sdata_view = memoryview(self._sdata).cast("B")
-        self._sname_view = memoryview(self._snames).cast("B")
-        self._siov_words = memoryview(self._siov).cast("B").cast("Q")
+        self._siov_q = memoryview(self._siov).cast("B").cast("Q")
+        self._shdr_q = memoryview(self._shdr).cast("B").cast("Q")
         self._shdr_base = ctypes.addressof(self._shdr)
         self._shdr_size = hsize
 
-        # sockaddr octets -> (host, port), and back
-        self._addr_of: dict[bytes, Address] = {}
-        self._raw_of: dict[Address, bytes] = {}
+        # remembered senders: key -> (host, port) -> address of its sockaddr in _names
+        self._names = (ctypes.c_char * (MAX_ADDRESSES * _NAME))()
+        self._names_base = ctypes.addressof(self._names)
+        self._addr_of: dict[Any, Address] = {}
+        self._name_of: dict[Address, int] = {}
 
     def recv(self) -> list[tuple[bytes, Address]]:
         """The datagrams waiting, at most SLOTS; [] when there are none (or on an error)."""
@@ -186,67 +192,86 @@ class MmsgUdpIO:
         n = self._recvmmsg(self.fd, self._rhdr, SLOTS, _MSG_DONTWAIT, None)
         if n <= 0:
             return []  # EAGAIN, or an error this read reports and clears (as recvfrom)
-        out: list[tuple[bytes, Address]] = []
         words = self._rhdr_words
-        stride = self._stride
-        len_at = self._len_at
-        flags_at = self._flags_at
-        data = self._rdata
-        names = self._rname_view
-        name_slot = self._name_slot
-        namelen = self.namelen
-        addr_of = self._addr_of
-        for i in range(n):
-            if words[i * stride + flags_at] & _MSG_TRUNC:
-                continue  # cannot happen (a slot holds any UDP payload): never answer a cut message
-            start = i * RECV_SIZE
-            raw = names[i * name_slot : i * name_slot + namelen].tobytes()
-            addr = addr_of.get(raw)
-            if addr is None:
-                addr = self._remember(raw)
-            out.append((data[start : start + words[i * stride + len_at]].tobytes(), addr))
+        end = n * self._stride
+        lengths = words[self._len_at : end : self._stride].tolist()
+        flags = words[self._flags_at : end : self._stride].tolist()
+        names = self._rname_q
+        if self.v6:  # sockaddr_in6: 28 octets in four words (the last half never written)
+            keys: list[Any] = list(
+                zip(
+                    names[0 : 4 * n : 4],
+                    names[1 : 4 * n : 4],
+                    names[2 : 4 * n : 4],
+                    names[3 : 4 * n : 4],
+                    strict=True,
+                )
+            )
+        else:  # sockaddr_in: family, port and address in the first word
+            keys = names[0 : 4 * n : 4].tolist()
+        get = self._addr_of.get
+        remember = self._remember
+        rmap = self._rmap
+        out = [
+            (rmap[at : at + size], get(key) or remember(key))
+            for at, size, key in zip(range(0, n * RECV_SIZE, RECV_SIZE), lengths, keys, strict=True)
+        ]
+        if any(flags):
+            # cannot happen (a slot holds any UDP payload): never answer a cut message
+            out = [d for d, f in zip(out, flags, strict=True) if not f & _MSG_TRUNC]
         return out
 
-    def _remember(self, raw: bytes) -> Address:
+    def _remember(self, key: Any) -> Address:
         if len(self._addr_of) >= MAX_ADDRESSES:
             self._addr_of.clear()
-            self._raw_of.clear()
+            self._name_of.clear()
+        if self.v6:
+            raw = struct.pack("=4Q", *key)[:28]
+        else:
+            raw = key.to_bytes(8, sys.byteorder) + bytes(8)
         addr = address_of(raw, self.family)
-        self._addr_of[raw] = addr
-        self._raw_of[addr] = raw
+        at = len(self._addr_of) * _NAME
+        ctypes.memmove(self._names_base + at, raw, len(raw))
+        self._addr_of[key] = addr
+        self._name_of[addr] = self._names_base + at
         return addr
 
     def send(self, replies: list[tuple[bytes, Address]]) -> None:
-        count = 0
-        sdata = self._sdata_view
-        snames = self._sname_view
-        iov = self._siov_words
-        name_slot = self._name_slot
-        raw_of = self._raw_of
+        """Send `replies` in order: SLOTS per system call, laid out in bulk."""
+        for first in range(0, len(replies), SLOTS):
+            chunk = replies[first : first + SLOTS]
+            datas, addrs = zip(*chunk, strict=True)
+            names: list[Any] = list(map(self._name_of.get, addrs))
+            sizes = list(map(len, datas))
+            if None in names or max(sizes) > SEND_SIZE:
+                self._send_one_by_one(chunk)
+                continue
+            count = len(chunk)
+            blob = b"".join(datas)
+            self._sdata_view[: len(blob)] = blob
+            starts = accumulate(sizes[:-1], initial=self._sbase)
+            self._siov_q[0 : 2 * count : 2] = array("Q", starts)
+            self._siov_q[1 : 2 * count : 2] = array("Q", sizes)
+            self._shdr_q[0 : count * self._shdr_size // 8 : self._shdr_size // 8] = array(
+                "Q", names
+            )
+            self._flush(count)
+
+    def _send_one_by_one(self, replies: list[tuple[bytes, Address]]) -> None:
+        """A chunk with a reply too big for its share, or to a sender not remembered."""
         for data, addr in replies:
-            raw = raw_of.get(addr)
-            size = len(data)
-            if raw is None or size > SEND_SIZE:
-                # not an address we read from (none on the query path), or too big
-                # for a slot: alone, after those before it (replies leave in order)
-                if count:
-                    self._flush(count)
-                    count = 0
+            name = self._name_of.get(addr)
+            if name is None or len(data) > SEND_SIZE:
                 try:
                     self.sock.sendto(data, addr)
                 except OSError:
-                    pass
+                    pass  # the client is gone; UDP has nobody to tell
                 continue
-            at = count * SEND_SIZE
-            sdata[at : at + size] = data
-            iov[count * 2 + 1] = size
-            snames[count * name_slot : count * name_slot + len(raw)] = raw
-            count += 1
-            if count == SLOTS:
-                self._flush(count)
-                count = 0
-        if count:
-            self._flush(count)
+            self._sdata_view[: len(data)] = data
+            self._siov_q[0] = self._sbase
+            self._siov_q[1] = len(data)
+            self._shdr_q[0] = name
+            self._flush(1)
 
     def _flush(self, count: int) -> None:
         """sendmmsg the first `count` slots; a reply the kernel refuses is skipped (lost)."""

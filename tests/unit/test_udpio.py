@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import select
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,11 +122,14 @@ def test_replies_go_back_whole_in_order_more_than_a_batch(family: int, kind: str
         client.sendto(i.to_bytes(2, "big"), server.getsockname())
     got = recv_all(io, count)
     assert len(got) == count
-    # replies of every size: within a send slot, over it (sent alone), and many in one call
-    replies = [(d + bytes(SEND_SIZE - 2 + (i % 3) - 1), a) for i, (d, a) in enumerate(got)]
-    io.send(replies)
-    for data, _addr in replies:
-        assert client.recv(65535) == data
+    # small replies (a batch's worth per system call), then replies of every
+    # size around a send slot's: under it, at it, over it (sent alone)
+    small = [(d + bytes(i % 300), a) for i, (d, a) in enumerate(got)]
+    edge = [(d + bytes(SEND_SIZE - 2 + (i % 3) - 1), a) for i, (d, a) in enumerate(got)]
+    for replies in (small, edge):
+        io.send(replies)
+        for data, _addr in replies:
+            assert client.recv(65535) == data
 
 
 def test_two_clients_get_their_own_replies(family: int, kind: str) -> None:
@@ -152,11 +156,11 @@ def test_a_refused_reply_does_not_stop_the_others() -> None:
         client.sendto(bytes([i]), server.getsockname())
     got = recv_all(io, 3)
     # The kernel refuses a datagram to the broadcast address without SO_BROADCAST (EACCES).
-    broadcast = ("255.255.255.255", 9)
-    raw = bytearray(io._raw_of[got[0][1]])
-    raw[2:4] = (9).to_bytes(2, "big")
-    raw[4:8] = socket.inet_aton(broadcast[0])
-    io._raw_of[broadcast] = bytes(raw)
+    raw = socket.AF_INET.to_bytes(2, sys.byteorder) + (9).to_bytes(2, "big")
+    broadcast = io._remember(
+        int.from_bytes(raw + socket.inet_aton("255.255.255.255"), sys.byteorder)
+    )
+    assert broadcast == ("255.255.255.255", 9)
     replies = [(b"a", got[0][1]), (b"lost", broadcast), (b"b", got[1][1]), (b"lost", broadcast)]
     replies.append((b"c", got[2][1]))
     io.send(replies)
