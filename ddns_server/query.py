@@ -119,63 +119,87 @@ class QueryEngine:
         Returns None for anything this parser does not cover: the full path
         then gives the answer (or the error) instead.
         """
+        response = self.hit(data, udp)
+        return response if response is not None else self.walk(data, udp)
+
+    def hit(self, data: bytes, udp: bool, counts: dict[int, int] | None = None) -> bytes | None:
+        """The common answer, or None: the name holds the type, nothing is in
+        the way, the query has no EDNS options. `walk` answers everything else.
+
+        The labels are not walked: the name is taken to end at the first zero
+        octet, which is only known to be right once the name is found among
+        the zone's owners (every owner is a well-formed name, and the walk
+        reads the same length octets); so nothing but such a hit returns.
+        `counts` (query type -> answers; the UDP read loop's metrics) is
+        bumped for each hit.
+        """
+        n = len(data)
+        end = data.find(0, 12)
+        qend = end + 5
+        if (
+            n < 17
+            or data[2] & 0xF8
+            or data[4:10] != _ONE_QUESTION
+            or end < 13
+            or qend > n
+            or data[end + 3 : qend] != b"\x00\x01"
+        ):
+            return None
+        if n == qend:
+            if data[11] or data[10]:
+                return None
+            opt = b""
+            limit = 512
+        elif (
+            n == qend + 11
+            and data[10] == 0
+            and data[11] == 1
+            and data[qend : qend + 3] == b"\x00\x00\x29"
+            and not (data[qend + 6] or data[qend + 9] or data[qend + 10])
+        ):
+            # an OPT record without options, EDNS version 0
+            opt = _OPT_DO if data[qend + 7] & 0x80 else _OPT_PLAIN
+            limit = (data[qend + 3] << 8) | data[qend + 4]
+            limit = EDNS_PAYLOAD if limit > EDNS_PAYLOAD else (512 if limit < 512 else limit)
+        else:
+            return None
+        qtype = (data[end + 1] << 8) | data[end + 2]
+        if TYPE_TKEY <= qtype < TYPE_ANY or qtype == TYPE_OPT:
+            return None  # meta-types: see walk
+        zones = self.zones
+        qname = data[12 : end + 1].lower()
+        zone = zones.get(qname)
+        if zone is None:
+            pos = 0  # find_zone, inline
+            while pos < end - 12:
+                pos += qname[pos] + 1
+                zone = zones.get(qname[pos:])
+                if zone is not None:
+                    break
+            else:
+                return None
+        node = zone.nodes.get(qname)
+        if node is None:
+            return None
+        rrset = node.get(qtype)
+        if (
+            rrset is None
+            or qend + len(rrset[1]) + len(opt) > (limit if udp else TCP_MAX)
+            or qname in zone.occluded
+        ):
+            return None
+        head = _HEADS.get((data[2] & 0x01) | (data[3] & 0x10) | (rrset[0] << 8) | (len(opt) >> 2))
+        if head is None:
+            head = _head(data[2], data[3], rrset[0], opt)
+        if counts is not None:
+            counts[qtype] = counts.get(qtype, 0) + 1
+        return data[0:2] + head + data[12:qend] + rrset[1] + opt
+
+    def walk(self, data: bytes, udp: bool) -> bytes | None:
+        """`answer` for what `hit` does not take: the labels walked one by one."""
         n = len(data)
         if n < 17 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION:
             return None
-        # The common case first, without walking the labels: the name is taken
-        # to end at the first zero octet. That is only known to be right once
-        # the name is found among the zone's owners (every owner is a
-        # well-formed name, and the walk reads the same length octets), so
-        # until then nothing but a hit returns; all else goes to the walk below.
-        end = data.find(0, 12)
-        qend = end + 5
-        if 12 < end and qend <= n and data[end + 3 : qend] == b"\x00\x01":
-            if n == qend:
-                opt = b"" if data[11] == 0 and data[10] == 0 else None
-                limit = 512
-            elif n == qend + 11 and data[10] == 0 and data[11] == 1:
-                # an OPT record without options, EDNS version 0
-                if data[qend : qend + 3] == b"\x00\x00\x29" and not (
-                    data[qend + 6] or data[qend + 9] or data[qend + 10]
-                ):
-                    opt = _OPT_DO if data[qend + 7] & 0x80 else _OPT_PLAIN
-                    limit = (data[qend + 3] << 8) | data[qend + 4]
-                    limit = (
-                        EDNS_PAYLOAD if limit > EDNS_PAYLOAD else (512 if limit < 512 else limit)
-                    )
-                else:
-                    opt = None
-            else:
-                opt = None
-            if opt is not None:
-                zones = self.zones
-                qname = data[12 : end + 1].lower()
-                zone = zones.get(qname)
-                if zone is None:
-                    pos = 0  # find_zone, inline
-                    while pos < end - 12:
-                        pos += qname[pos] + 1
-                        zone = zones.get(qname[pos:])
-                        if zone is not None:
-                            break
-                if zone is not None:
-                    node = zone.nodes.get(qname)
-                    if node is not None:
-                        rrset = node.get((data[end + 1] << 8) | data[end + 2])
-                        if (
-                            rrset is not None
-                            and qend + len(rrset[1]) + len(opt) <= (limit if udp else TCP_MAX)
-                            and qname not in zone.occluded
-                        ):
-                            head = _HEADS.get(
-                                (data[2] & 0x01)
-                                | (data[3] & 0x10)
-                                | (rrset[0] << 8)
-                                | (len(opt) >> 2)
-                            )
-                            if head is None:
-                                head = _head(data[2], data[3], rrset[0], opt)
-                            return data[0:2] + head + data[12:qend] + rrset[1] + opt
         pos = 12
         try:
             length = data[pos]

@@ -32,7 +32,8 @@ class DnsUdp(DatagramProtocol):
     def __init__(self, handler: DnsHandler, metrics: Metrics, store: Store | None = None) -> None:
         self.handler = handler
         self.store = store  # for group commit of UPDATEs (see DnsUdpPort)
-        self.answer = handler.engine.answer
+        self.hit = handler.engine.hit
+        self.walk = handler.engine.walk
         self.metrics = metrics
         self.count = metrics.count_query
         self._tick = 0
@@ -79,7 +80,9 @@ class DnsUdpPort(udp.Port):
         io = self._udp_io()
         recv = io.recv
         send = io.send
-        answer = protocol.answer
+        hit = protocol.hit
+        walk = protocol.walk
+        hits = protocol.metrics.hits
         count = protocol.count
         observe = protocol.metrics.latency.observe
         clock = time.perf_counter
@@ -109,7 +112,11 @@ class DnsUdpPort(udp.Port):
                     else:
                         start = 0.0
                     try:
-                        response = answer(data, True)
+                        # the common answer, counted by hit() itself; then the rest
+                        response = hit(data, True, hits)
+                        counted = response is not None
+                        if not counted:
+                            response = walk(data, True)
                         if response is None:
                             responses = protocol.handler.handle_full(data, addr, False)
                             if rrl is not None and responses and not data[2] & 0x78:  # QUERY
@@ -136,17 +143,18 @@ class DnsUdpPort(udp.Port):
                             else:
                                 verdict = check(host, data, response, now)
                                 if verdict:
-                                    if verdict == DROP:
-                                        continue
-                                    slipped = truncated(response)
+                                    slipped = None if verdict == DROP else truncated(response)
                                     if slipped is None:
+                                        if counted:
+                                            protocol.metrics.uncount_hit(data)
                                         continue
                                     response = slipped
                         if held:
                             held.append((response, addr))
                         else:
                             out.append((response, addr))
-                        count(data, response)
+                        if not counted:
+                            count(data, response)
                         if start:
                             observe(clock() - start)
                     except Exception as e:  # noqa: BLE001 - never let one datagram stop the loop

@@ -20,6 +20,7 @@ from typing import Any
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import pytest
 from prometheus_client import CollectorRegistry
 from twisted.internet.testing import MemoryReactorClock
@@ -32,7 +33,7 @@ from ddns_server.journal import Journal
 from ddns_server.metrics import Metrics
 from ddns_server.model import RateLimit
 from ddns_server.query import QueryEngine
-from ddns_server.rrl import SEND, SLIP, RateLimiter, truncated
+from ddns_server.rrl import DROP, SLIP, RateLimiter, truncated
 from ddns_server.store import Store, records_from_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -225,6 +226,10 @@ def test_the_read_loop_answers_every_query_of_a_long_queue(port: DnsUdpPort) -> 
         a = answers[q.id]
         assert a.question == q.question
         assert a.rcode() == (dns.rcode.NOERROR if q.id % 3 else dns.rcode.NXDOMAIN)
+    a_type = dns.rdatatype.A.to_bytes(2, "big")
+    nx = count // 3 + 1
+    assert port.protocol.metrics.query_counts() == {(a_type, 0): count - nx, (a_type, 3): nx}
+    assert port.protocol.metrics.hits  # most of them counted by the engine's hit()
     client.close()
 
 
@@ -280,18 +285,23 @@ def test_the_read_loop_rate_limits_exactly_as_check(port: DnsUdpPort) -> None:
     finally:
         port.socket = real
     reference = RateLimiter(settings)
+    counted = Metrics(CollectorRegistry(), dict)  # what was sent, counted one by one
     expected = []
-    answer = port.protocol.answer
+    answer = port.protocol.handler.engine.answer
     for q, addr in sent:
         a = answer(q, True)
         assert a is not None
         verdict = reference.check(addr[0], q, a, 1000.0)
-        if verdict == SEND:
+        if verdict == SLIP:
+            a = truncated(a)
+        if verdict != DROP:
+            assert a is not None
             expected.append((a, addr))
-        elif verdict == SLIP:
-            expected.append((truncated(a), addr))
+            counted.count_query(q, a)
     assert inbox.sent == expected
     assert port.protocol.rrl.counters == reference.counters
+    # answers counted by the read loop (hits by the engine) are the ones sent
+    assert port.protocol.metrics.query_counts() == counted.query_counts()
     assert 20 < len(expected) < 150  # some sent, some slipped, some dropped
     for c in clients:
         c.close()
