@@ -37,8 +37,8 @@ class Metrics:
         self.rrl = rrl if rrl is not None else RrlCounters()
         # (qtype as 2 wire bytes, rcode) -> count
         self.queries: dict[tuple[bytes, int], int] = {}
-        # qtype -> count of NOERROR answers from the query engine's `hit` over
-        # UDP, counted there (it has the type at hand); exported with `queries`
+        # qtype << 4 | rcode -> count of UDP answers from the query engine's
+        # `hit`, counted there (it has the type at hand); exported with `queries`
         self.hits: dict[int, int] = {}
         self.latency = Histogram(
             "ddns_query_latency_seconds",
@@ -86,18 +86,17 @@ class Metrics:
         queries = self.queries
         queries[key] = queries.get(key, 0) + 1
 
-    def uncount_hit(self, query: bytes) -> None:
+    def uncount_hit(self, query: bytes, response: bytes) -> None:
         """Take back a counted hit whose answer was not sent (rate limited)."""
         end = query.find(0, 12)
-        qtype = (query[end + 1] << 8) | query[end + 2]
-        self.hits[qtype] -= 1
+        self.hits[(query[end + 1] << 12) | (query[end + 2] << 4) | (response[3] & 0x0F)] -= 1
 
     def query_counts(self) -> dict[tuple[bytes, int], int]:
         """Answered queries by (qtype wire, rcode): `queries` and `hits` together."""
         counts = dict(self.queries)
-        for qtype, n in list(self.hits.items()):
-            key = (qtype.to_bytes(2, "big"), 0)
-            counts[key] = counts.get(key, 0) + n
+        for key, n in list(self.hits.items()):
+            pair = ((key >> 4).to_bytes(2, "big"), key & 0x0F)
+            counts[pair] = counts.get(pair, 0) + n
         return counts
 
 

@@ -123,15 +123,16 @@ class QueryEngine:
         return response if response is not None else self.walk(data, udp)
 
     def hit(self, data: bytes, udp: bool, counts: dict[int, int] | None = None) -> bytes | None:
-        """The common answer, or None: the name holds the type, nothing is in
-        the way, the query has no EDNS options. `walk` answers everything else.
+        """The common answers, or None: a query without EDNS options whose
+        name holds the type with nothing in the way, or (UDP) one that `walk`
+        answered before and remembered. `walk` answers everything else.
 
         The labels are not walked: the name is taken to end at the first zero
-        octet, which is only known to be right once the name is found among
-        the zone's owners (every owner is a well-formed name, and the walk
-        reads the same length octets); so nothing but such a hit returns.
-        `counts` (query type -> answers; the UDP read loop's metrics) is
-        bumped for each hit.
+        octet, which is known to be right once the name is found among the
+        zone's owners (every owner is a well-formed name, and the walk reads
+        the same length octets), or else checked before a remembered answer
+        is used. `counts` (query type << 4 | rcode -> answers; the UDP read
+        loop's metrics) is bumped for each answer given.
         """
         n = len(data)
         end = data.find(0, 12)
@@ -179,21 +180,33 @@ class QueryEngine:
             else:
                 return None
         node = zone.nodes.get(qname)
-        if node is None:
+        if node is not None:
+            rrset = node.get(qtype)
+            if (
+                rrset is not None
+                and qend + len(rrset[1]) + len(opt) <= (limit if udp else TCP_MAX)
+                and qname not in zone.occluded
+            ):
+                head = _HEADS.get(
+                    (data[2] & 0x01) | (data[3] & 0x10) | (rrset[0] << 8) | (len(opt) >> 2)
+                )
+                if head is None:
+                    head = _head(data[2], data[3], rrset[0], opt)
+                if counts is not None:
+                    counts[qtype << 4] = counts.get(qtype << 4, 0) + 1
+                return data[0:2] + head + data[12:qend] + rrset[1] + opt
+        elif not _well_formed(qname):
+            return None  # the first zero octet was inside a label: walk reads it
+        if not udp:
             return None
-        rrset = node.get(qtype)
-        if (
-            rrset is None
-            or qend + len(rrset[1]) + len(opt) > (limit if udp else TCP_MAX)
-            or qname in zone.occluded
-        ):
+        # NXDOMAIN, NODATA, chains, referrals...: walk's remembered answer, if any
+        cached = zone.answers.get(data[2:])
+        if cached is None:
             return None
-        head = _HEADS.get((data[2] & 0x01) | (data[3] & 0x10) | (rrset[0] << 8) | (len(opt) >> 2))
-        if head is None:
-            head = _head(data[2], data[3], rrset[0], opt)
         if counts is not None:
-            counts[qtype] = counts.get(qtype, 0) + 1
-        return data[0:2] + head + data[12:qend] + rrset[1] + opt
+            key = (qtype << 4) | (cached[1] & 0x0F)
+            counts[key] = counts.get(key, 0) + 1
+        return data[0:2] + cached
 
     def walk(self, data: bytes, udp: bool) -> bytes | None:
         """`answer` for what `hit` does not take: the labels walked one by one."""
@@ -291,6 +304,23 @@ class QueryEngine:
         if zone is None:
             return render(head, question, QueryAnswer(REFUSED, aa=False), opt, udp, limit)
         return render(head, question, resolve(zone, qname, qtype), opt, udp, limit)
+
+
+def _well_formed(name: bytes) -> bool:
+    """True when wire `name` is labels of at most 63 octets ending with its last octet (0)."""
+    n = len(name)
+    if n > 255:
+        return False
+    pos = 0
+    length = name[0]
+    while length:
+        if length > 63:
+            return False
+        pos += length + 1
+        if pos >= n:
+            return False
+        length = name[pos]
+    return pos == n - 1
 
 
 def bare_error(data: bytes, rcode: int) -> bytes:

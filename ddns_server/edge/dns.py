@@ -146,7 +146,7 @@ class DnsUdpPort(udp.Port):
                                     slipped = None if verdict == DROP else truncated(response)
                                     if slipped is None:
                                         if counted:
-                                            protocol.metrics.uncount_hit(data)
+                                            protocol.metrics.uncount_hit(data, response)
                                         continue
                                     response = slipped
                         if held:
