@@ -159,8 +159,9 @@ class MmsgUdpIO:
             hdr.msg_namelen = namelen
             hdr.msg_iov = ctypes.addressof(self._riov[i])
             hdr.msg_iovlen = 1
-        # the kernel writes lengths and flags back: restored from this copy before each call
-        self._rhdr_clean = bytes(memoryview(self._rhdr).cast("B"))
+        # The kernel writes back only msg_len, msg_flags (outputs) and msg_namelen,
+        # which for a socket of one family is always the length set here: the
+        # headers need no resetting between calls.
         self._rhdr_words = memoryview(self._rhdr).cast("B").cast("I")
         self._rname_q = memoryview(self._rnames).cast("B").cast("Q")
 
@@ -188,7 +189,6 @@ class MmsgUdpIO:
 
     def recv(self) -> list[tuple[bytes, Address]]:
         """The datagrams waiting, at most SLOTS; [] when there are none (or on an error)."""
-        ctypes.memmove(self._rhdr, self._rhdr_clean, len(self._rhdr_clean))
         n = self._recvmmsg(self.fd, self._rhdr, SLOTS, _MSG_DONTWAIT, None)
         if n <= 0:
             return []  # EAGAIN, or an error this read reports and clears (as recvfrom)
