@@ -34,6 +34,9 @@ Address = tuple[str, int]
 SLOTS = 64
 RECV_SIZE = 65536  # > any UDP payload: nothing is ever cut
 SEND_SIZE = 4096  # a larger reply goes out alone, through sendto
+# Fewer replies than this go out through sendto, one system call each (measured:
+# below about five, that costs less than the ctypes call and the bulk layout).
+FEW = 5
 # Senders remembered (their sockaddr <-> (host, port)); forgotten all at once beyond this.
 MAX_ADDRESSES = 4096
 
@@ -193,6 +196,13 @@ class MmsgUdpIO:
         if n <= 0:
             return []  # EAGAIN, or an error this read reports and clears (as recvfrom)
         words = self._rhdr_words
+        if n == 1 and not self.v6:
+            # one datagram (a quiet server): the same, without the bulk machinery
+            if words[self._flags_at] & _MSG_TRUNC:
+                return []
+            key = self._rname_q[0]
+            addr = self._addr_of.get(key) or self._remember(key)
+            return [(self._rmap[0 : words[self._len_at]], addr)]
         end = n * self._stride
         lengths = words[self._len_at : end : self._stride].tolist()
         flags = words[self._flags_at : end : self._stride].tolist()
@@ -238,6 +248,15 @@ class MmsgUdpIO:
 
     def send(self, replies: list[tuple[bytes, Address]]) -> None:
         """Send `replies` in order: SLOTS per system call, laid out in bulk."""
+        if len(replies) < FEW:
+            # a ctypes call and the bulk layout cost more than a few sendto calls
+            sendto = self.sock.sendto
+            for data, addr in replies:
+                try:
+                    sendto(data, addr)
+                except OSError:
+                    pass  # the client is gone; UDP has nobody to tell
+            return
         for first in range(0, len(replies), SLOTS):
             chunk = replies[first : first + SLOTS]
             datas, addrs = zip(*chunk, strict=True)

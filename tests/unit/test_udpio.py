@@ -137,6 +137,25 @@ def test_replies_go_back_whole_in_order_more_than_a_batch(family: int, kind: str
             assert client.recv(65535) == data
 
 
+def test_one_datagram_and_a_few_replies(family: int, kind: str) -> None:
+    """A quiet server's passes: one datagram read, fewer than FEW replies sent
+    (both take shorter ways than a batch; a refused reply still stops nothing)."""
+    server, client = pair(family)
+    io = make_io(kind, server)
+    for size in (12, 1232, 65000):
+        payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        client.sendto(payload, server.getsockname())
+        (got,) = recv_all(io, 1)
+        assert got == (payload, client.getsockname()[:2])
+        replies = [(b"one" + payload[:9], got[1]), (b"two", got[1])]
+        if family == socket.AF_INET:
+            replies.insert(1, (b"lost", ("255.255.255.255", 9)))  # EACCES: skipped
+        assert len(replies) < udpio.FEW
+        io.send(replies)
+        assert client.recv(100) == b"one" + payload[:9]
+        assert client.recv(100) == b"two"
+
+
 def test_two_clients_get_their_own_replies(family: int, kind: str) -> None:
     server, first = pair(family)
     _other_server, second = pair(family)
