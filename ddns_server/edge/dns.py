@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import udp
@@ -15,7 +16,7 @@ from ddns_server.dnsmsg import DnsHandler
 from ddns_server.edge.udpio import SLOTS, MmsgUdpIO, PlainUdpIO, udp_io
 from ddns_server.metrics import LATENCY_SAMPLE, Metrics
 from ddns_server.ratelog import RateLimitedLog, describe
-from ddns_server.rrl import DROP, SEND, SLIP, RateLimiter, truncated
+from ddns_server.rrl import DROP, SEND, SLIP, UNLIMITED, RateLimiter, truncated
 from ddns_server.store import Store
 
 # A failing disk fails every batch: a few lines a second, then a summary.
@@ -64,6 +65,9 @@ class DnsUdpPort(udp.Port):
     # Datagrams one pass reads at most (SLOTS per system call), so TCP and timers get their turn.
     PASS_LIMIT = 256
 
+    # RRL's clock, read once per pass (tests set their own instants)
+    monotonic: Callable[[], float] = time.monotonic
+
     _io: PlainUdpIO | MmsgUdpIO | None = None
     _io_socket: Any = None
 
@@ -90,9 +94,10 @@ class DnsUdpPort(udp.Port):
         held: list[tuple[bytes, Any]] = []  # responses waiting for the batch commit
         rrl = protocol.rrl
         if rrl is not None:
-            now = time.monotonic()  # one clock read per pass
-            aggs = rrl.begin_pass(now)
+            now = self.monotonic()  # one clock read per pass
+            aggs = rrl.hosts
             aggregate = rrl.aggregate
+            agg_rate = rrl.agg_rate
             check = rrl.check
         else:
             now = 0.0
@@ -132,12 +137,16 @@ class DnsUdpPort(udp.Port):
                             continue
                         if aggs is not None:
                             # RRL: while the client's prefix is within the lowest rate,
-                            # take the answer from its bucket here (rrl.begin_pass says
+                            # take the answer from its bucket here (rrl.aggregate says
                             # why this is exactly check()); otherwise check() decides.
                             host = addr[0]
                             agg = aggs.get(host)
                             if agg is None:
-                                agg = aggregate(host)
+                                agg = aggregate(host, now)
+                            elif agg.last != now and agg is not UNLIMITED:
+                                balance = agg.balance + agg_rate * (now - agg.last)
+                                agg.balance = balance if balance < agg_rate else agg_rate
+                                agg.last = now
                             if agg.balance >= 1.0:
                                 agg.balance -= 1.0
                             else:

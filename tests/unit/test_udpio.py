@@ -33,7 +33,7 @@ from ddns_server.journal import Journal
 from ddns_server.metrics import Metrics
 from ddns_server.model import RateLimit
 from ddns_server.query import QueryEngine
-from ddns_server.rrl import DROP, SLIP, RateLimiter, truncated
+from ddns_server.rrl import DROP, SEND, SLIP, RateLimiter, truncated
 from ddns_server.store import Store, records_from_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -281,11 +281,30 @@ class Inbox:
         return len(data)
 
 
-def test_the_read_loop_rate_limits_exactly_as_check(port: DnsUdpPort) -> None:
+def passes(seed: int, count: int) -> list[tuple[float, int]]:
+    """(instant, datagrams) of `count` passes: bursts and trickles, gaps short and long."""
+    rng = random.Random(seed)
+    now, out = 1000.0, [(1000.0, 150)]
+    for _ in range(count):
+        now += rng.choice((0.0, 0.3, 1.0, 2.5, 10.0))
+        out.append((now, rng.choice((1, 2, 5, 12))))
+    return out
+
+
+PASSES = passes(0, 40)  # a seed whose passes catch a loop that forgets to refill
+
+
+@pytest.mark.parametrize("passes", [PASSES[:1], PASSES], ids=["one-pass", "many-passes"])
+def test_the_read_loop_rate_limits_exactly_as_check(
+    port: DnsUdpPort, passes: list[tuple[float, int]]
+) -> None:
     """RRL in the read loop (its shortcut included) sends, slips and drops
-    exactly what check() decides, answer by answer, for two hosts of one prefix."""
+    exactly what check() decides, answer by answer, for two hosts of one
+    prefix, in passes at one instant each (the port's clock is the test's)."""
     settings = RateLimit(responses_per_second=6, nxdomains_per_second=3, slip=2)
     port.protocol.rrl = RateLimiter(settings)
+    reference = RateLimiter(settings)
+    counted = Metrics(CollectorRegistry(), dict)  # what was sent, counted one by one
     clients = []
     for host in ("127.0.0.1", "127.0.0.2"):
         c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -293,38 +312,40 @@ def test_the_read_loop_rate_limits_exactly_as_check(port: DnsUdpPort) -> None:
         clients.append(c)
     rng = random.Random(3)
     names = ["www", "mail", "nx1", "nx2", "@"]
-    sent = []
-    for i in range(200):
-        name = rng.choice(names)
-        q = dns.message.make_query(dns.name.from_text(name, ORIGIN), "A", id=i).to_wire()
-        client = clients[rng.randrange(2)]
-        client.sendto(q, port.socket.getsockname())
-        sent.append((q, client.getsockname()))
-    inbox = Inbox(port.socket)
-    inbox.take(len(sent))
-    real, port.socket = port.socket, inbox
-    try:
-        port.doRead()  # one pass, one instant
-    finally:
-        port.socket = real
-    reference = RateLimiter(settings)
-    counted = Metrics(CollectorRegistry(), dict)  # what was sent, counted one by one
-    expected = []
     answer = port.protocol.handler.engine.answer
-    for q, addr in sent:
-        a = answer(q, True)
-        assert a is not None
-        verdict = reference.check(addr[0], q, a, 1000.0)
-        if verdict == SLIP:
-            a = truncated(a)
-        if verdict != DROP:
+    seen: set[int] = set()
+    for now, count in passes:
+        sent = []
+        for i in range(count):
+            name = rng.choice(names)
+            q = dns.message.make_query(dns.name.from_text(name, ORIGIN), "A", id=i).to_wire()
+            client = clients[rng.randrange(2)]
+            client.sendto(q, port.socket.getsockname())
+            sent.append((q, client.getsockname()))
+        inbox = Inbox(port.socket)
+        inbox.take(len(sent))
+        real, port.socket = port.socket, inbox
+        port.monotonic = lambda now=now: now  # type: ignore[method-assign]
+        try:
+            port.doRead()  # one pass, one instant
+        finally:
+            port.socket = real
+        expected = []
+        for q, addr in sent:
+            a = answer(q, True)
             assert a is not None
-            expected.append((a, addr))
-            counted.count_query(q, a)
-    assert inbox.sent == expected
+            verdict = reference.check(addr[0], q, a, now)
+            seen.add(verdict)
+            if verdict == SLIP:
+                a = truncated(a)
+            if verdict != DROP:
+                assert a is not None
+                expected.append((a, addr))
+                counted.count_query(q, a)
+        assert inbox.sent == expected
     assert port.protocol.rrl.counters == reference.counters
+    assert seen == {SEND, DROP, SLIP}
     # answers counted by the read loop (hits by the engine) are the ones sent
     assert port.protocol.metrics.query_counts() == counted.query_counts()
-    assert 20 < len(expected) < 150  # some sent, some slipped, some dropped
     for c in clients:
         c.close()
