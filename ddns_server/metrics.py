@@ -37,6 +37,9 @@ class Metrics:
         self.rrl = rrl if rrl is not None else RrlCounters()
         # (qtype as 2 wire bytes, rcode) -> count
         self.queries: dict[tuple[bytes, int], int] = {}
+        # qtype << 4 | rcode -> count of UDP answers from the query engine's
+        # `hit`, counted there (it has the type at hand); exported with `queries`
+        self.hits: dict[int, int] = {}
         self.latency = Histogram(
             "ddns_query_latency_seconds",
             "Time to answer a DNS query (sampled: one query in 16)",
@@ -83,6 +86,19 @@ class Metrics:
         queries = self.queries
         queries[key] = queries.get(key, 0) + 1
 
+    def uncount_hit(self, query: bytes, response: bytes) -> None:
+        """Take back a counted hit whose answer was not sent (rate limited)."""
+        end = query.find(0, 12)
+        self.hits[(query[end + 1] << 12) | (query[end + 2] << 4) | (response[3] & 0x0F)] -= 1
+
+    def query_counts(self) -> dict[tuple[bytes, int], int]:
+        """Answered queries by (qtype wire, rcode): `queries` and `hits` together."""
+        counts = dict(self.queries)
+        for key, n in list(self.hits.items()):
+            pair = ((key >> 4).to_bytes(2, "big"), key & 0x0F)
+            counts[pair] = counts.get(pair, 0) + n
+        return counts
+
 
 class _Collector(Collector):
     def __init__(self, metrics: Metrics, zones: Callable[[], dict[bytes, ZoneData]]) -> None:
@@ -95,7 +111,7 @@ class _Collector(Collector):
             "DNS queries answered, by query type and rcode",
             labels=["qtype", "rcode"],
         )
-        for (qtype, rcode), count in sorted(self.metrics.queries.items()):
+        for (qtype, rcode), count in sorted(self.metrics.query_counts().items()):
             type_text = (
                 dns.rdatatype.to_text(dns.rdatatype.RdataType.make(int.from_bytes(qtype, "big")))
                 if len(qtype) == 2

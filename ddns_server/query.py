@@ -65,6 +65,7 @@ MAX_CHAIN = 12
 ANSWER_CACHE_SIZE = 20000
 
 _COUNTS = struct.Struct("!HHHH")
+_ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 _OPT_PLAIN = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x00\x00\x00\x00"
 _OPT_DO = b"\x00\x00\x29" + struct.pack("!H", EDNS_PAYLOAD) + b"\x00\x00\x80\x00\x00\x00"
 # BADVERS is extended rcode 16: 1 in the OPT's upper eight bits, 0 in the header.
@@ -88,6 +89,21 @@ class QueryAnswer:
         self.additional: list[Item] = []
 
 
+# Flags and counts of a positive answer (the header after the ID), by
+# RD | CD | answer count << 8 | OPT length >> 2 (0 or 2): a few dozen shapes in practice.
+_HEADS: dict[int, bytes] = {}
+
+
+def _head(flags1: int, flags2: int, count: int, opt: bytes) -> bytes:
+    """The flags and counts of a positive answer with `count` records, remembered."""
+    head = bytes((0x84 | (flags1 & 0x01), flags2 & 0x10)) + _COUNTS.pack(
+        1, count, 0, 1 if opt else 0
+    )
+    if len(_HEADS) < 4096:
+        _HEADS[(flags1 & 0x01) | (flags2 & 0x10) | (count << 8) | (len(opt) >> 2)] = head
+    return head
+
+
 class QueryEngine:
     """Answers queries from the served zones (a dict shared with the store)."""
 
@@ -103,8 +119,99 @@ class QueryEngine:
         Returns None for anything this parser does not cover: the full path
         then gives the answer (or the error) instead.
         """
+        response = self.hit(data, udp)
+        return response if response is not None else self.walk(data, udp)
+
+    def hit(self, data: bytes, udp: bool, counts: dict[int, int] | None = None) -> bytes | None:
+        """The common answers, or None: a query without EDNS options whose
+        name holds the type with nothing in the way, or (UDP) one that `walk`
+        answered before and remembered. `walk` answers everything else.
+
+        The labels are not walked: the name is taken to end at the first zero
+        octet, which is known to be right once the name is found among the
+        zone's owners (every owner is a well-formed name, and the walk reads
+        the same length octets), or else checked before a remembered answer
+        is used. `counts` (query type << 4 | rcode -> answers; the UDP read
+        loop's metrics) is bumped for each answer given.
+        """
         n = len(data)
-        if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
+        end = data.find(0, 12)
+        qend = end + 5
+        if (
+            n < 17
+            or data[2] & 0xF8
+            or data[4:10] != _ONE_QUESTION
+            or end < 13
+            or qend > n
+            or data[end + 3 : qend] != b"\x00\x01"
+        ):
+            return None
+        if n == qend:
+            if data[11] or data[10]:
+                return None
+            opt = b""
+            limit = 512
+        elif (
+            n == qend + 11
+            and data[10] == 0
+            and data[11] == 1
+            and data[qend : qend + 3] == b"\x00\x00\x29"
+            and not (data[qend + 6] or data[qend + 9] or data[qend + 10])
+        ):
+            # an OPT record without options, EDNS version 0
+            opt = _OPT_DO if data[qend + 7] & 0x80 else _OPT_PLAIN
+            limit = (data[qend + 3] << 8) | data[qend + 4]
+            limit = EDNS_PAYLOAD if limit > EDNS_PAYLOAD else (512 if limit < 512 else limit)
+        else:
+            return None
+        qtype = (data[end + 1] << 8) | data[end + 2]
+        if TYPE_TKEY <= qtype < TYPE_ANY or qtype == TYPE_OPT:
+            return None  # meta-types: see walk
+        zones = self.zones
+        qname = data[12 : end + 1].lower()
+        zone = zones.get(qname)
+        if zone is None:
+            pos = 0  # find_zone, inline
+            while pos < end - 12:
+                pos += qname[pos] + 1
+                zone = zones.get(qname[pos:])
+                if zone is not None:
+                    break
+            else:
+                return None
+        node = zone.nodes.get(qname)
+        if node is not None:
+            rrset = node.get(qtype)
+            if (
+                rrset is not None
+                and qend + len(rrset[1]) + len(opt) <= (limit if udp else TCP_MAX)
+                and qname not in zone.occluded
+            ):
+                head = _HEADS.get(
+                    (data[2] & 0x01) | (data[3] & 0x10) | (rrset[0] << 8) | (len(opt) >> 2)
+                )
+                if head is None:
+                    head = _head(data[2], data[3], rrset[0], opt)
+                if counts is not None:
+                    counts[qtype << 4] = counts.get(qtype << 4, 0) + 1
+                return data[0:2] + head + data[12:qend] + rrset[1] + opt
+        elif not _well_formed(qname):
+            return None  # the first zero octet was inside a label: walk reads it
+        if not udp:
+            return None
+        # NXDOMAIN, NODATA, chains, referrals...: walk's remembered answer, if any
+        cached = zone.answers.get(data[2:])
+        if cached is None:
+            return None
+        if counts is not None:
+            key = (qtype << 4) | (cached[1] & 0x0F)
+            counts[key] = counts.get(key, 0) + 1
+        return data[0:2] + cached
+
+    def walk(self, data: bytes, udp: bool) -> bytes | None:
+        """`answer` for what `hit` does not take: the labels walked one by one."""
+        n = len(data)
+        if n < 17 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION:
             return None
         pos = 12
         try:
@@ -197,6 +304,23 @@ class QueryEngine:
         if zone is None:
             return render(head, question, QueryAnswer(REFUSED, aa=False), opt, udp, limit)
         return render(head, question, resolve(zone, qname, qtype), opt, udp, limit)
+
+
+def _well_formed(name: bytes) -> bool:
+    """True when wire `name` is labels of at most 63 octets ending with its last octet (0)."""
+    n = len(name)
+    if n > 255:
+        return False
+    pos = 0
+    length = name[0]
+    while length:
+        if length > 63:
+            return False
+        pos += length + 1
+        if pos >= n:
+            return False
+        length = name[pos]
+    return pos == n - 1
 
 
 def bare_error(data: bytes, rcode: int) -> bytes:

@@ -62,6 +62,10 @@ class _Bucket:
         self.slip = 0
 
 
+# What `aggregate` gives a host nothing limits: taking from it never empties it.
+UNLIMITED = _Bucket(float("inf"), 0.0)
+
+
 @dataclass
 class RateLimiter:
     """Decides, per UDP answer, whether to send, drop or slip it."""
@@ -92,6 +96,49 @@ class RateLimiter:
         self._tables: dict[str, dict[bytes, _Bucket] | None] = {}
         self._by_prefix: dict[int, dict[bytes, _Bucket]] = {}
         self._count = 0  # buckets in all tables
+        # the read loop's shortcut (see aggregate): host -> its prefix's aggregate bucket
+        self.hosts: dict[str, _Bucket] = {}
+
+    # -- the read loop's shortcut --------------------------------------------------
+
+    def aggregate(self, host: str, now: float) -> _Bucket:
+        """`host`'s prefix's aggregate bucket, refilled to `now` (`check`'s
+        first steps), remembered in `hosts`; an inexhaustible one (never
+        refilled) when nothing limits the host (exempt, not an address, or
+        no class limited).
+
+        Why: the read loop checks a whole pass of answers at one instant. At
+        one instant a bucket's first check refills it and later ones only
+        take from it, so the loop may take an answer itself: for a host in
+        `hosts`, refill `b` once per new instant (`b.balance = min(b.balance
+        + agg_rate * (now - b.last), agg_rate); b.last = now`, unless it is
+        the inexhaustible one), then `if b.balance >= 1.0: b.balance -= 1.0`
+        is exactly what `check` would do, and otherwise it calls `check`.
+        The same arithmetic on the same state, minus a call and two lookups
+        per answer (issue 14 item 17: RRL on within 5%). `hosts` is emptied
+        in place whenever buckets are forgotten, so the loop looks them up again.
+        """
+        agg_rate = self.agg_rate
+        table = self._tables.get(host)
+        if table is None:
+            table = self._table_of(host)
+        if table is None or not agg_rate:
+            agg = UNLIMITED
+        else:
+            found = table.get(b"")
+            if found is None:
+                agg = table[b""] = _Bucket(agg_rate, now)
+                self._count += 1
+            else:
+                agg = found
+                balance = agg.balance + agg_rate * (now - agg.last)
+                agg.balance = balance if balance < agg_rate else agg_rate
+                agg.last = now
+        hosts = self.hosts
+        if len(hosts) >= _MAX_PREFIXES:
+            hosts.clear()
+        hosts[host] = agg
+        return agg
 
     # -- the per-answer check ----------------------------------------------------
 
@@ -198,6 +245,7 @@ class RateLimiter:
 
     def _prune(self, now: float) -> None:
         """Forget buckets idle for a window (full again); all of them if that is not enough."""
+        self.hosts.clear()  # the read loop looks its buckets up again
         horizon = self.window + 1.0
         count = 0
         for prefix, table in list(self._by_prefix.items()):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import udp
@@ -13,9 +13,10 @@ from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 
 from ddns_server.dnsmsg import DnsHandler
+from ddns_server.edge.udpio import SLOTS, MmsgUdpIO, PlainUdpIO, udp_io
 from ddns_server.metrics import LATENCY_SAMPLE, Metrics
 from ddns_server.ratelog import RateLimitedLog, describe
-from ddns_server.rrl import DROP, SEND, SLIP, RateLimiter, truncated
+from ddns_server.rrl import DROP, SEND, SLIP, UNLIMITED, RateLimiter, truncated
 from ddns_server.store import Store
 
 # A failing disk fails every batch: a few lines a second, then a summary.
@@ -32,7 +33,8 @@ class DnsUdp(DatagramProtocol):
     def __init__(self, handler: DnsHandler, metrics: Metrics, store: Store | None = None) -> None:
         self.handler = handler
         self.store = store  # for group commit of UPDATEs (see DnsUdpPort)
-        self.answer = handler.engine.answer
+        self.hit = handler.engine.hit
+        self.walk = handler.engine.walk
         self.metrics = metrics
         self.count = metrics.count_query
         self._tick = 0
@@ -47,8 +49,10 @@ class DnsUdpPort(udp.Port):
 
     Twisted's `Port.write` validates the address text on every datagram and
     `doRead` dispatches each one through the protocol; on the query path that
-    costs more than answering. Here the loop reads, answers and sends with
-    the socket's own methods, and hands anything else to the protocol.
+    costs more than answering. Here the loop reads, answers and sends
+    itself, a batch of datagrams per system call each way (edge/udpio.py:
+    recvmmsg/sendmmsg on Linux), and hands anything else to the handler's
+    full path.
 
     It is also where UPDATEs are group-committed: the versions of every
     UPDATE read in one pass are journaled in one SQLite transaction at its
@@ -58,87 +62,124 @@ class DnsUdpPort(udp.Port):
     """
 
     maxPacketSize = 65535
+    # Datagrams one pass reads at most (SLOTS per system call), so TCP and timers get their turn.
+    PASS_LIMIT = 256
+
+    # RRL's clock, read once per pass (tests set their own instants)
+    monotonic: Callable[[], float] = time.monotonic
+
+    _io: PlainUdpIO | MmsgUdpIO | None = None
+    _io_socket: Any = None
+
+    def _udp_io(self) -> PlainUdpIO | MmsgUdpIO:
+        """Batched reads and writes on the current socket (tests may swap the socket)."""
+        if self._io is None or self._io_socket is not self.socket:
+            self._io = udp_io(self.socket)
+            self._io_socket = self.socket
+        return self._io
 
     def doRead(self) -> None:  # noqa: N802
         protocol: DnsUdp = self.protocol
         store = protocol.store
-        sock = self.socket
-        recvfrom = sock.recvfrom
-        sendto = sock.sendto
-        answer = protocol.answer
+        io = self._udp_io()
+        recv = io.recv
+        send = io.send
+        hit = protocol.hit
+        walk = protocol.walk
+        hits = protocol.metrics.hits
         count = protocol.count
-        v6 = self.addressFamily == socket.AF_INET6
         observe = protocol.metrics.latency.observe
         clock = time.perf_counter
         tick = protocol._tick
         held: list[tuple[bytes, Any]] = []  # responses waiting for the batch commit
         rrl = protocol.rrl
-        now = time.monotonic() if rrl is not None else 0.0  # one clock read per pass
-        check = rrl.check if rrl is not None else None
+        if rrl is not None:
+            now = self.monotonic()  # one clock read per pass
+            aggs = rrl.hosts
+            aggregate = rrl.aggregate
+            agg_rate = rrl.agg_rate
+            check = rrl.check
+        else:
+            now = 0.0
+            aggs = None
         updates: list[tuple[bytes, Any]] = []  # the UPDATEs among them (request, addr)
         if store is not None:
             store.begin_batch()
         try:
-            for _ in range(256):  # bounded, so TCP and timers get their turn
-                try:
-                    data, addr = recvfrom(65535)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    break  # e.g. ECONNREFUSED from an earlier send: nothing to read
-                tick += 1
-                if tick >= LATENCY_SAMPLE:
-                    tick = 0
-                    start = clock()
-                else:
-                    start = 0.0
-                if v6:
-                    addr = addr[:2]
-                try:
-                    response = answer(data, True)
-                    if response is None:
-                        responses = protocol.handler.handle_full(data, addr, False)
-                        if rrl is not None and responses and not data[2] & 0x78:  # QUERY
-                            responses = _limited(rrl, addr[0], data, responses[0], now)
-                        if store is not None and store.in_batch():
-                            held.extend((r, addr) for r in responses)
-                            if data[2] & 0x78 == _OPCODE_UPDATE:
-                                updates.append((data, addr))
-                        else:
-                            for r in responses:
-                                sendto(r, addr)
-                        if responses:
-                            count(data, responses[0])
-                        continue
-                    if check is not None:
-                        verdict = check(addr[0], data, response, now)
-                        if verdict:
-                            if verdict == DROP:
-                                continue
-                            slipped = truncated(response)
-                            if slipped is None:
-                                continue
-                            response = slipped
-                    if held:
-                        held.append((response, addr))
+            for _ in range(self.PASS_LIMIT // SLOTS):
+                batch = recv()
+                out: list[tuple[bytes, Any]] = []  # this batch's replies, one sendmmsg
+                for data, addr in batch:
+                    tick += 1
+                    if tick >= LATENCY_SAMPLE:
+                        tick = 0
+                        start = clock()
                     else:
-                        sendto(response, addr)
-                    count(data, response)
-                    if start:
-                        observe(clock() - start)
-                except OSError:
-                    pass  # the client is gone; UDP has nobody to tell
-                except Exception as e:  # noqa: BLE001 - never let one datagram stop the loop
-                    # Counted and logged (rate-limited, no traceback); SERVFAIL,
-                    # signed when the request was.
-                    for r in protocol.handler.internal_error(data, addr, e):
+                        start = 0.0
+                    try:
+                        # the common answer, counted by hit() itself; then the rest
+                        response = hit(data, True, hits)
+                        counted = response is not None
+                        if not counted:
+                            response = walk(data, True)
+                        if response is None:
+                            responses = protocol.handler.handle_full(data, addr, False)
+                            if rrl is not None and responses and not data[2] & 0x78:  # QUERY
+                                responses = _limited(rrl, addr[0], data, responses[0], now)
+                            if store is not None and store.in_batch():
+                                held.extend((r, addr) for r in responses)
+                                if data[2] & 0x78 == _OPCODE_UPDATE:
+                                    updates.append((data, addr))
+                            else:
+                                out.extend((r, addr) for r in responses)
+                            if responses:
+                                count(data, responses[0])
+                            continue
+                        if aggs is not None:
+                            # RRL: while the client's prefix is within the lowest rate,
+                            # take the answer from its bucket here (rrl.aggregate says
+                            # why this is exactly check()); otherwise check() decides.
+                            host = addr[0]
+                            agg = aggs.get(host)
+                            if agg is None:
+                                agg = aggregate(host, now)
+                            elif agg.last != now and agg is not UNLIMITED:
+                                balance = agg.balance + agg_rate * (now - agg.last)
+                                agg.balance = balance if balance < agg_rate else agg_rate
+                                agg.last = now
+                            if agg.balance >= 1.0:
+                                agg.balance -= 1.0
+                            else:
+                                verdict = check(host, data, response, now)
+                                if verdict:
+                                    slipped = None if verdict == DROP else truncated(response)
+                                    if slipped is None:
+                                        if counted:
+                                            protocol.metrics.uncount_hit(data, response)
+                                        continue
+                                    response = slipped
                         if held:
-                            held.append((r, addr))
+                            held.append((response, addr))
                         else:
-                            try:
-                                sendto(r, addr)
-                            except OSError:
-                                pass
+                            out.append((response, addr))
+                        if not counted:
+                            count(data, response)
+                        if start:
+                            observe(clock() - start)
+                    except Exception as e:  # noqa: BLE001 - never let one datagram stop the loop
+                        # Counted and logged (rate-limited, no traceback); SERVFAIL,
+                        # signed when the request was.
+                        for r in protocol.handler.internal_error(data, addr, e):
+                            if held:
+                                held.append((r, addr))
+                            else:
+                                out.append((r, addr))
+                if out:
+                    # computed before any UPDATE of the pass was staged, or from a pass
+                    # without one: nothing here reflects an unjournaled change
+                    send(out)
+                if len(batch) < SLOTS:
+                    break  # nothing more waiting
         finally:
             protocol._tick = tick
             if store is not None:
@@ -149,27 +190,21 @@ class DnsUdpPort(udp.Port):
     ) -> None:
         """Journal the pass's staged versions, then send what was held back
         (before the store's listeners run: they are not the client's wait)."""
-        sendto = self.socket.sendto
+        io = self._udp_io()
 
         def send_held() -> None:
-            for response, addr in held:
-                try:
-                    sendto(response, addr)
-                except OSError:
-                    pass
+            if held:
+                io.send(held)
 
         try:
             store.end_batch(send_held)
         except Exception as e:  # noqa: BLE001 - nothing was journaled: confirm nothing
             journal_log.error("journal write failed (group commit): %s", describe(e))
             handler = self.protocol.handler
-            for data, addr in updates:
-                try:
-                    # Signed when the UPDATE was (RFC 8945 §5.3), so nsupdate
-                    # reports SERVFAIL, not a TSIG error.
-                    sendto(handler.failure_response(data), addr)
-                except OSError:
-                    pass
+            # Signed when the UPDATE was (RFC 8945 §5.3), so nsupdate reports
+            # SERVFAIL, not a TSIG error.
+            failures = [(handler.failure_response(data), addr) for data, addr in updates]
+            io.send(failures)
             return  # answers computed from the unjournaled state are dropped
 
 

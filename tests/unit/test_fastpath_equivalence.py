@@ -16,6 +16,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.edns
 import dns.message
 import dns.name
 import dns.rdata
@@ -229,3 +230,31 @@ def test_data_types_above_255_take_the_fast_path(qtype: int) -> None:
     engine, handler, _ = load()
     wire = query_wire("www.dyn.example.test.", "A", (0, 1232, False), 1)
     check(engine, handler, wire[:-15] + qtype.to_bytes(2, "big") + wire[-13:])
+
+
+def test_labels_holding_zero_octets_equal() -> None:
+    """The fast path's first guess ends the name at the first zero octet; a
+    label may hold one (or something that looks like a whole name): both
+    paths must still read the same question."""
+    engine, handler, _ = load()
+    origin = dns.name.from_text("dyn.example.test.")
+    www = name_to_wire(dns.name.from_text("www", origin))
+    odd_labels = [b"a\x00b", b"\x00", b"\x00\x00\x01\x00\x01", www, www[:4], b"\x01\x00"]
+    for label in odd_labels:
+        for below in (dns.name.from_text("www", origin), origin):
+            name = dns.name.Name((label, *below.labels))
+            for shape in EDNS_SHAPES:
+                wire = dns.message.make_query(name, "A", use_edns=shape[0], payload=shape[1])
+                check(engine, handler, wire.to_wire())
+
+
+def test_edns_options_and_odd_opt_records() -> None:
+    """An OPT with options (a cookie) takes the walk; an OPT whose length does
+    not match the message is not answered here."""
+    engine, handler, _ = load()
+    cookie = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"\x01" * 8)
+    query = dns.message.make_query("www.dyn.example.test.", "A", use_edns=0, options=[cookie])
+    check(engine, handler, query.to_wire())
+    wire = query_wire("www.dyn.example.test.", "A", (0, 1232, False), 3)
+    assert wire[-2:] == b"\x00\x00"
+    assert engine.answer(wire[:-2] + b"\x00\x04", True) is None  # says 4 octets follow, none do

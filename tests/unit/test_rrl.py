@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rrset
+import pytest
 
+from ddns_server import rrl
 from ddns_server.rrl import DROP, SEND, SLIP, RateLimit, RateLimiter, truncated
 
 
@@ -168,3 +172,108 @@ def test_clients_below_the_lowest_rate_skip_per_answer_accounting() -> None:
         q = query(f"n{i}.dyn.example.test.")
         assert limiter.check("198.51.100.7", q, answer(q), 1000.0 + i / 9.5) == SEND
     assert limiter._count == 1  # only the prefix's own bucket
+
+
+def loop_verdict(limiter: RateLimiter, host: str, q: bytes, a: bytes, now: float) -> int:
+    """What edge/dns.py's read loop decides for one answer of a pass at `now` (its RRL lines)."""
+    agg = limiter.hosts.get(host)
+    if agg is None:
+        agg = limiter.aggregate(host, now)
+    elif agg.last != now and agg is not rrl.UNLIMITED:
+        balance = agg.balance + limiter.agg_rate * (now - agg.last)
+        agg.balance = balance if balance < limiter.agg_rate else limiter.agg_rate
+        agg.last = now
+    if agg.balance >= 1.0:
+        agg.balance -= 1.0
+        return SEND
+    return limiter.check(host, q, a, now)
+
+
+@pytest.mark.parametrize("max_entries", [rrl.MAX_ENTRIES, 12], ids=["roomy", "pruned-mid-pass"])
+def test_the_read_loops_shortcut_decides_exactly_as_check(
+    max_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passes of the read loop (one instant each, aggregate, the loop's own
+    refill and take from the bucket) against check() alone on another limiter,
+    answer by answer: floods and quiet clients, hosts sharing a prefix,
+    exempt and IPv6 ones, every answer class, and a table so small that it
+    is pruned in the middle of passes."""
+    monkeypatch.setattr(rrl, "MAX_ENTRIES", max_entries)
+    settings = RateLimit(
+        responses_per_second=8,
+        nxdomains_per_second=4,
+        errors_per_second=2,
+        slip=3,
+        window=2,
+        exempt=("10.0.0.0/8",),
+    )
+    hosts = [
+        "198.51.100.7",
+        "198.51.100.8",
+        "203.0.113.9",
+        "10.1.1.1",
+        "2001:db8::1",
+        "2001:db8::2",
+    ]
+    names = [f"n{i}.dyn.example.test." for i in range(6)]
+    rng = random.Random(17)
+    cases = []
+    for name in names:
+        q = query(name)
+        cases.append((q, answer(q)))
+        cases.append((q, answer(q, dns.rcode.NXDOMAIN)))
+        cases.append((q, answer(q, dns.rcode.REFUSED)))
+    reference, tested = RateLimiter(settings), RateLimiter(settings)
+    now = 1000.0
+    verdicts = {SEND: 0, DROP: 0, SLIP: 0}
+    for _ in range(400):
+        now += rng.choice((0.0005, 0.01, 0.2, 1.5))
+        # a flood from a few hosts, or a trickle from all
+        burst = rng.choice((1, 5, 40, 200))
+        active = rng.sample(hosts, k=rng.choice((1, 2, len(hosts))))
+        for _ in range(burst):
+            host = rng.choice(active)
+            q, a = rng.choice(cases)
+            expected = reference.check(host, q, a, now)
+            assert loop_verdict(tested, host, q, a, now) == expected
+            verdicts[expected] += 1
+    assert tested.counters == reference.counters
+    assert min(verdicts.values()) > 100  # every verdict was exercised
+
+
+def test_hosts_of_one_prefix_share_the_loops_take() -> None:
+    limiter = RateLimiter(RateLimit(responses_per_second=10, slip=0))
+    q = query()
+    a = answer(q)
+    hosts = ("198.51.100.7", "198.51.100.200")
+    verdicts = [loop_verdict(limiter, hosts[i % 2], q, a, 1000.0) for i in range(40)]
+    # one bucket for the /24: 10 answers from it (both hosts together), then
+    # 10 from the answer's own bucket, then nothing
+    assert limiter.hosts[hosts[0]] is limiter.hosts[hosts[1]]
+    assert verdicts == [SEND] * 20 + [DROP] * 20
+    assert limiter.check("198.51.100.9", q, a, 1000.0) == DROP  # the same prefix, after the pass
+    assert limiter.check("198.51.101.9", q, a, 1000.0) == SEND  # another prefix
+    # later passes: the shared bucket is refilled once per instant, as check() would
+    reference = RateLimiter(RateLimit(responses_per_second=10, slip=0))
+    for i in range(40):
+        reference.check(hosts[i % 2], q, a, 1000.0)
+    for host in ("198.51.100.9", "198.51.101.9"):
+        reference.check(host, q, a, 1000.0)
+    seen = []
+    for now in (1001.0, 1003.5, 1020.0, 1020.5):
+        tested = [loop_verdict(limiter, hosts[i % 2], q, a, now) for i in range(30)]
+        assert tested == [reference.check(hosts[i % 2], q, a, now) for i in range(30)]
+        seen += tested
+    assert SEND in seen and DROP in seen
+
+
+def test_exempt_hosts_share_an_inexhaustible_bucket_that_is_never_refilled() -> None:
+    limiter = RateLimiter(RateLimit(responses_per_second=2, exempt=("10.0.0.0/8",)))
+    q = query()
+    a = answer(q)
+    for second in range(3):
+        assert all(
+            loop_verdict(limiter, "10.1.2.3", q, a, 1000.0 + second) == SEND for _ in range(50)
+        )
+    assert limiter.hosts["10.1.2.3"] is rrl.UNLIMITED
+    assert rrl.UNLIMITED.balance == float("inf") and rrl.UNLIMITED.last == 0.0
