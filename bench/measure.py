@@ -51,8 +51,32 @@ class DnsperfResult:
     response_bytes: float
     rcodes: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def turnaround_per_second(self) -> float:
+        """1 / mean latency: the rate with one in flight if the client never paused.
+
+        With one update in flight the time is either an update in flight (its
+        latency) or dnsperf between a reply and the next send; dnsperf 2.10's
+        sender sometimes misses the receive thread's wake-up and sleeps until its
+        100 ms poll timeout, at random, against any server. Its own rate counts
+        those pauses; this one counts only the round trips.
+        """
+        return 1.0 / self.avg_latency_s if self.avg_latency_s > 0 else 0.0
+
+    @property
+    def idle_share(self) -> float:
+        """Share of the run with nothing in flight (meaningful with one in flight):
+        run time minus completed x mean latency, over the run time."""
+        if self.run_time_s <= 0:
+            return 0.0
+        busy = self.completed * self.avg_latency_s
+        return max(0.0, self.run_time_s - busy) / self.run_time_s
+
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        data["turnaround_per_second"] = self.turnaround_per_second
+        data["idle_share"] = self.idle_share
+        return data
 
 
 _NUM = r"([0-9]+(?:\.[0-9]+)?)"

@@ -50,7 +50,9 @@ class Inputs:
     large: ZoneFile
     small_queries: Path
     large_queries: Path
-    large_updates: Path
+    # dnsperf -u input per number of updates in flight (1, 64): disjoint hosts,
+    # so that no run replays another's updates (see write_updates).
+    large_updates: dict[int, Path]
     update_blocks: int
 
 
@@ -66,6 +68,11 @@ def host_address(i: int) -> str:
 def update_address(i: int) -> str:
     """The address an update sets on the i-th host (100.64.0.0/10), never the original."""
     return f"100.{64 + ((i >> 16) & 63)}.{(i >> 8) & 255}.{i & 255}"
+
+
+def update_address_2(i: int) -> str:
+    """The address of a second pass over the i-th host (172.16.0.0/12): differs from both."""
+    return f"172.{16 + ((i >> 16) & 15)}.{(i >> 8) & 255}.{i & 255}"
 
 
 def host_label(i: int) -> str:
@@ -190,17 +197,21 @@ def _write_mix(
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_updates(path: Path, zone: ZoneFile, blocks: int, rng: random.Random) -> None:
+def write_updates(path: Path, zone: ZoneFile, hosts: list[int]) -> int:
     """dnsperf -u input: each message replaces the A record of one host.
 
     Format (man dnsperf): a block starts with the zone name, then `delete`/`add`
-    lines with names relative to the zone, and ends with `send`.
+    lines with names relative to the zone, and ends with `send`. Two passes over
+    `hosts`, the second with other addresses: dnsperf starts over at the top when
+    it reaches the end, and then every update still changes the record (a replay
+    of the same address would be a cheaper no-change update). Returns the blocks.
     """
-    order = rng.sample(range(zone.names), min(blocks, zone.names))
     with path.open("w") as f:
-        for i in order:
-            label = host_label(i)
-            f.write(f"{zone.name}\ndelete {label} A\nadd {label} 300 A {update_address(i)}\nsend\n")
+        for address in (update_address, update_address_2):
+            for i in hosts:
+                label = host_label(i)
+                f.write(f"{zone.name}\ndelete {label} A\nadd {label} 300 A {address(i)}\nsend\n")
+    return 2 * len(hosts)
 
 
 def generate(workdir: Path, large_hosts: int, seed: int = 2136) -> Inputs:
@@ -210,9 +221,15 @@ def generate(workdir: Path, large_hosts: int, seed: int = 2136) -> Inputs:
     large = write_large_zone(workdir / "large.bench.zone", large_hosts)
     small_q = workdir / "small.queries"
     large_q = workdir / "large.queries"
-    updates = workdir / "large.updates"
     write_small_queries(small_q, 10_000, rng)
     write_large_queries(large_q, min(large_hosts, 200_000), large_hosts, rng)
-    blocks = min(large_hosts, 200_000)
-    write_updates(updates, large, blocks, rng)
+    # Each update run (1 and 64 in flight) gets its own half of the hosts: the
+    # 64-in-flight run does not start over on the hosts the first run set.
+    order = rng.sample(range(large.names), min(large.names, 200_000))
+    half = len(order) // 2
+    updates: dict[int, Path] = {}
+    blocks = 0
+    for q, hosts in ((1, order[:half]), (64, order[half:])):
+        updates[q] = workdir / f"large.updates.q{q}"
+        blocks += write_updates(updates[q], large, hosts)
     return Inputs(new_key(), small, large, small_q, large_q, updates, blocks)
