@@ -20,13 +20,21 @@ Commits use `synchronous=NORMAL` in WAL mode: a committed version is in the
 operating system's hands before the client gets its answer, so it survives the
 server being killed (SIGKILL); like BIND's journal, it does not wait for the
 disk to flush on every update (`Journal(sync_full=True)` would).
+
+The server moves SQLite's WAL checkpoints (committed pages copied into the
+database file, with two fsyncs) to a thread of their own
+(`checkpoint_in_background`): by default SQLite runs one inside the COMMIT
+of whichever transaction takes the WAL past 1000 pages, and that update's
+client, and every query behind it, waited for the disk.
 """
 
 from __future__ import annotations
 
 import datetime
 import itertools
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +45,16 @@ from ddns_server.journal_file import HOW, JournalUnusable, open_file
 from ddns_server.zonedata import Changeset, Record
 
 SCHEMA_VERSION = 2  # 2: mirror_cursors, mirror_owned (upstream mirrors)
+
+log = logging.getLogger("ddns_server.journal")
+
+# Background WAL checkpoints: at most one per CHECKPOINT_INTERVAL seconds
+# while commits come in. Under a steady stream of commits a checkpoint
+# rarely catches the WAL with no commit after it, which SQLite needs to
+# start the WAL file over; the writer's own checkpoint at WAL_BACKSTOP_PAGES
+# (SQLite's default is 1000) does that, with little left to copy by then.
+CHECKPOINT_INTERVAL = 0.2
+WAL_BACKSTOP_PAGES = 10000
 
 # Bring the records snapshot forward after this many versions, or this many
 # changed records, whichever comes first (a start-up replays at most that).
@@ -218,9 +236,31 @@ class Journal:
         self._zone_ids: dict[str, int] = {}
         # zone id -> (versions, changed records) not yet in the snapshot
         self._pending: dict[int, tuple[int, int]] = {}
+        self._sync = "FULL" if sync_full else "NORMAL"
+        self.checkpointer: Checkpointer | None = None
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         self.conn.close()
+
+    def checkpoint_in_background(self) -> Checkpointer:
+        """WAL checkpoints in a thread with its own connection (the server's
+        journal): not inside the COMMIT of an update its client waits for.
+        The durability of a commit does not change: it is in the WAL (the
+        operating system's hands) before the reply, as before."""
+        if self.checkpointer is None:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+            self.checkpointer = Checkpointer(self.path, self._sync)
+            self.checkpointer.start()
+        return self.checkpointer
+
+    def _committed(self) -> None:
+        """After a commit of this connection: wake the checkpointer, if any."""
+        checkpointer = self.checkpointer
+        if checkpointer is not None and not checkpointer.wake.is_set():
+            checkpointer.wake.set()
 
     def _is_ours(self) -> bool:
         """An existing file holds our schema (a `meta` table with a schema version)."""
@@ -534,6 +574,8 @@ class Journal:
                     )
                 else:
                     self._pending[zone_id] = (versions_pending, rows_pending)
+        if not conn.in_transaction:  # committed here (else by commit_locked)
+            self._committed()
         return ids
 
     def _pending_counts(self, zone_id: int, before: int) -> tuple[int, int]:
@@ -592,7 +634,8 @@ class Journal:
             cursor = conn.execute(
                 "DELETE FROM versions WHERE zone_id = ? AND id <= ?", (zone_id, newest_deleted)
             )
-            return int(cursor.rowcount)
+        self._committed()
+        return int(cursor.rowcount)
 
     # -- reading --------------------------------------------------------------
 
@@ -678,6 +721,7 @@ class Journal:
     def commit_locked(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("COMMIT")
+            self._committed()
 
     def rollback_locked(self) -> None:
         if self.conn.in_transaction:
@@ -691,6 +735,62 @@ class Journal:
     def data_version(self) -> int:
         """Changes when another connection (another process) commits."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+class Checkpointer(threading.Thread):
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection when woken
+    (after commits), at most once per CHECKPOINT_INTERVAL. A passive
+    checkpoint never blocks the writer (SQLite releases the GIL meanwhile), and
+    a failed one only leaves the pages in the WAL for the next one."""
+
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        super().__init__(name="journal-checkpoint", daemon=True)
+        self.path = path
+        self.synchronous = synchronous
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.runs = 0
+        # (busy, pages in the WAL, pages copied) of the last checkpoint
+        self.last: tuple[int, int, int] | None = None
+        self._failures = 0
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None)
+            # The same syncs as the writer's own checkpoints would do.
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as e:
+            log.error("journal checkpoints: cannot open %s: %s", self.path, e)
+            return
+        try:
+            while True:
+                self.wake.wait()
+                if self.stopping.is_set():
+                    return
+                self.wake.clear()
+                self.checkpoint(conn)
+                if self.stopping.wait(CHECKPOINT_INTERVAL):
+                    return
+        finally:
+            conn.close()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as e:
+            # Nothing is lost: the pages stay in the WAL, and the writer's own
+            # checkpoint (WAL_BACKSTOP_PAGES) still runs. Logged once in 100.
+            if self._failures % 100 == 0:
+                log.warning("journal checkpoint failed (the WAL keeps the pages): %s", e)
+            self._failures += 1
+            return
+        self.last = (int(row[0]), int(row[1]), int(row[2]))
+        self.runs += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        self.join(timeout=30)
 
 
 def net_changes(changesets: Iterable[Changeset]) -> Changeset:

@@ -77,6 +77,7 @@ class Server:
         self.config = config
         self.reactor = reactor
         self.journal = Journal(config.journal_path)
+        self.journal.checkpoint_in_background()  # not inside an update's COMMIT
         for loose in loose_modes(self.journal.path):
             log.warning("%s is readable by group or others: chmod go= it", loose)
         self.store = open_store(config, self.journal)

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import dns.name
@@ -21,6 +22,7 @@ import pytest
 from ddns_server.errors import UserError
 from ddns_server.journal import (
     ROWS_PER_INSERT,
+    WAL_BACKSTOP_PAGES,
     Journal,
     NewVersion,
     StaleJournal,
@@ -342,6 +344,45 @@ def test_data_version_sees_other_connections_only(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_checkpoints_run_in_a_thread_of_their_own(tmp_path: Path) -> None:
+    """The server's WAL checkpoints: copied into the database file by the
+    checkpointer's connection (not inside a COMMIT); not another process's
+    commit for data_version; the thread ends with the journal."""
+    path = tmp_path / "j.sqlite3"
+    j = Journal(path)
+    checkpointer = j.checkpoint_in_background()
+    try:
+        assert j.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_BACKSTOP_PAGES
+        seen = j.data_version()
+        seeded(j)
+        j.append([version(2, bump(1, 2)), version(3, bump(2, 3))])  # its own transaction
+        j.begin_locked()
+        j.append([version(4, bump(3, 4, added=[rr("x", "TXT", '"hello"')]))])
+        j.commit_locked()  # a group commit
+        # The database file alone (no WAL) comes to hold every version.
+        alone = tmp_path / "alone.sqlite3"
+        serials: list[tuple[int]] = []
+        deadline = time.monotonic() + 10
+        while serials != [(1,), (2,), (3,), (4,)]:
+            if time.monotonic() > deadline:
+                pytest.fail(f"not checkpointed: {serials}, last {checkpointer.last}")
+            time.sleep(0.01)
+            shutil.copyfile(path, alone)
+            conn = sqlite3.connect(alone)
+            try:
+                serials = conn.execute("SELECT serial FROM versions ORDER BY id").fetchall()
+            except sqlite3.DatabaseError:
+                serials = []  # copied in the middle of a checkpoint
+            finally:
+                conn.close()
+        assert checkpointer.runs >= 1
+        assert j.data_version() == seen
+    finally:
+        j.close()
+    assert not checkpointer.is_alive()
+    assert j.checkpointer is None
 
 
 def test_reopen_keeps_everything(tmp_path: Path) -> None:
