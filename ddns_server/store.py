@@ -429,7 +429,7 @@ class Store:
         staged, self._batch = self._batch or [], None
         locked, self._batch_locked = self._batch_locked, False
         try:
-            versions = self._journal(staged) if staged else []
+            versions = self._journal(staged, locked) if staged else []
             if locked:
                 try:
                     self.journal.commit_locked()
@@ -453,10 +453,17 @@ class Store:
         self._publish(staged, versions)
         return versions
 
-    def _journal(self, staged: list[_Staged]) -> list[Version]:
-        """Append the staged versions (one transaction); nothing is published yet."""
+    def _journal(self, staged: list[_Staged], locked: bool = False) -> list[Version]:
+        """Append the staged versions (one transaction); nothing is published yet.
+
+        `locked`: a batch that took the write lock before its first change
+        was computed, and read other processes' versions then (poll): none
+        can be newer, so the journal is not asked for its latest version.
+        """
         zones = {id(entry.zone): entry.zone for entry in staged}.values()
-        expect = {self.key_of(z): self._last_id.get(z.apex, 0) for z in zones}
+        expect = None
+        if not locked:
+            expect = {self.key_of(z): self._last_id.get(z.apex, 0) for z in zones}
         try:
             ids = self.journal.append([entry.new for entry in staged], expect)
         except Exception as e:

@@ -92,6 +92,17 @@ def test_large_batches_keep_every_change_in_order(journal: Journal) -> None:
     } - {soa(1)}
 
 
+@pytest.mark.parametrize("extra", [0, 1, 6, 7, 30])
+def test_few_changes_keep_their_order(journal: Journal, extra: int) -> None:
+    """A small version's rows go in one statement (up to 8), more in executemany:
+    the order given comes back either way."""
+    seeded(journal)
+    hosts = [rr(f"h{i}", "A", f"10.1.0.{i}") for i in range(extra)]
+    upd = bump(1, 2, added=list(reversed(hosts)))
+    (vid,) = journal.append([version(2, upd)])
+    assert journal.changeset(vid) == upd
+
+
 def test_schema_and_wal(tmp_path: Path, journal: Journal) -> None:
     assert journal.path.exists()
     mode = journal.conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -304,6 +315,34 @@ def test_prune_by_count_keeps_the_newest(journal: Journal) -> None:
     assert soa(8) in journal.content_at(ZONE, oldest)
     assert journal.find_version(ZONE, 7) is None
     assert journal.prune(ZONE, max_versions=4, max_age_seconds=0, now=5000.0) == 0
+
+
+def test_prune_of_versions_in_the_snapshot_leaves_it(tmp_path: Path, journal: Journal) -> None:
+    """Pruning only versions the records snapshot already holds needs no
+    checkpoint (the snapshot stays where it is); the content is unchanged,
+    also for a process that loads it afresh."""
+    seeded(journal)
+    for serial in range(2, 8):
+        journal.append([version(serial, bump(serial - 1, serial))])
+    assert journal.prune(ZONE, max_versions=100, max_age_seconds=0, now=0) == 0
+    zone_id = journal.zone_id(ZONE)
+    assert zone_id is not None
+    journal._checkpoint(zone_id, journal.latest_id(ZONE))  # the snapshot at serial 7
+    snapshot = journal._snapshot_id(zone_id)
+    for serial in range(8, 11):
+        journal.append(
+            [version(serial, bump(serial - 1, serial, added=[rr(f"n{serial}", "A", "192.0.2.9")]))]
+        )
+    records = sorted(journal.load(ZONE))
+    assert journal.prune(ZONE, max_versions=4, max_age_seconds=0, now=5000.0) == 6
+    assert journal._snapshot_id(zone_id) == snapshot  # not brought forward
+    assert [v.serial for v in journal.versions(ZONE)] == [10, 9, 8, 7]
+    assert sorted(journal.load(ZONE)) == records
+    fresh = Journal(journal.path)
+    try:
+        assert sorted(fresh.load(ZONE)) == records
+    finally:
+        fresh.close()
 
 
 def test_prune_by_age_never_drops_the_latest(journal: Journal) -> None:
