@@ -433,6 +433,8 @@ def table(results: Results, kinds: list[str]) -> str:
             continue
         ddns, bind = values.get("ddns"), values.get("bind")
         ratio = f"{ddns / bind:.2f}" if ddns is not None and bind else "–"
+        if m.better == "client":
+            ratio = "–"  # a property of dnsperf's run, not a comparison of servers
         row = [m.label, *(fmt(values[k], m.unit) for k in kinds), ratio, m.better]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
