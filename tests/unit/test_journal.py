@@ -22,6 +22,7 @@ import pytest
 from ddns_server.errors import UserError
 from ddns_server.journal import (
     ROWS_PER_INSERT,
+    RUN_ROWS_PER_INSERT,
     WAL_BACKSTOP_PAGES,
     Journal,
     NewVersion,
@@ -89,6 +90,27 @@ def test_large_batches_keep_every_change_in_order(journal: Journal) -> None:
         *hosts[ROWS_PER_INSERT + 1 :],
         soa(2),
         rr("www", "TXT", '"x"'),
+    } - {soa(1)}
+
+
+def test_long_runs_and_short_rows_keep_their_order(journal: Journal) -> None:
+    """A long run (one version's added or removed rows, in statements of their
+    own) between short ones: every row comes back in the order given, under
+    its own version, and the snapshot is the net result."""
+    n = 2 * RUN_ROWS_PER_INSERT + 3
+    hosts = [rr(f"h{i}", "A", f"10.2.{i // 250}.{i % 250}") for i in range(n)]
+    seed = Changeset(added=[*SEED, *reversed(hosts)])  # a long run after short rows
+    small = bump(1, 2, added=[rr("www", "TXT", '"x"')])
+    # a long removed run, then a short added one, in the same version
+    big = bump(2, 3, removed=hosts[: n - 1], added=[rr("www", "TXT", '"y"')])
+    ids = journal.append([version(1, seed, "file", "seed"), version(2, small), version(3, big)])
+    assert [journal.changeset(i) for i in ids] == [seed, small, big]
+    assert set(journal.load(ZONE)) == {
+        *SEED,
+        hosts[n - 1],
+        soa(3),
+        rr("www", "TXT", '"x"'),
+        rr("www", "TXT", '"y"'),
     } - {soa(1)}
 
 
