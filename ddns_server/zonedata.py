@@ -197,14 +197,15 @@ class ZoneData:
         count = 0
         for owner, rdtype, ttl, rdata in records:
             low = owner.lower()
+            rr = QNAME_POINTER + pack(rdtype, IN, ttl, len(rdata)) + rdata
             node = nodes.get(low)
-            if node is None:
-                node = nodes[low] = {}
+            if node is None:  # a new owner (most records of a large zone): made whole
+                nodes[low] = {rdtype: (1, rr)}
                 if owner != low:
                     case[low] = owner
-            rr = QNAME_POINTER + pack(rdtype, IN, ttl, len(rdata)) + rdata
-            current = node.get(rdtype)
-            node[rdtype] = (1, rr) if current is None else (current[0] + 1, current[1] + rr)
+            else:
+                current = node.get(rdtype)
+                node[rdtype] = (1, rr) if current is None else (current[0] + 1, current[1] + rr)
             count += 1
         zone.record_count = count
         apex = zone.apex
@@ -218,7 +219,7 @@ class ZoneData:
                 zone.cuts.add(low)
             if low.startswith(b"\x01*"):
                 zone.wildcards += 1
-            name = parent(low)
+            name = low[low[0] + 1 :]  # parent(low), inline: once per node
             below[name] = below.get(name, 0) + 1
             while name != apex and name:
                 name = parent(name)
