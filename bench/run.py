@@ -14,6 +14,7 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import importlib.metadata
 import json
@@ -563,6 +564,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "versions": versions(),
     }
+    # ddns-server's modules as an installed server has them: pip writes a
+    # wheel's bytecode when it installs it, while an editable checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 compiles every module from source at every
+    # start (60-70 ms of the 100k first start). Stale files are simply unused.
+    compileall.compile_dir(servers.REPO / "ddns_server", quiet=1)
     # The harness polls and sends from the client CPU, never from the servers'.
     os.sched_setaffinity(0, {settings.client_cpu})
     signal.signal(signal.SIGTERM, on_sigterm)
