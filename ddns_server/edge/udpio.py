@@ -64,12 +64,17 @@ class PlainUdpIO:
         return out
 
     def send(self, replies: list[tuple[bytes, Address]]) -> None:
-        sendto = self.sock.sendto
-        for data, addr in replies:
-            try:
-                sendto(data, addr)
-            except OSError:
-                pass  # the client is gone; UDP has nobody to tell
+        _send_each(self.sock, replies)
+
+
+def _send_each(sock: Any, replies: list[tuple[bytes, Address]]) -> None:
+    """One sendto per reply; a reply that cannot be sent is lost without a word."""
+    sendto = sock.sendto
+    for data, addr in replies:
+        try:
+            sendto(data, addr)
+        except OSError:
+            pass  # the client is gone; UDP has nobody to tell
 
 
 class _Iovec(ctypes.Structure):
@@ -250,12 +255,7 @@ class MmsgUdpIO:
         """Send `replies` in order: SLOTS per system call, laid out in bulk."""
         if len(replies) < FEW:
             # a ctypes call and the bulk layout cost more than a few sendto calls
-            sendto = self.sock.sendto
-            for data, addr in replies:
-                try:
-                    sendto(data, addr)
-                except OSError:
-                    pass  # the client is gone; UDP has nobody to tell
+            _send_each(self.sock, replies)
             return
         for first in range(0, len(replies), SLOTS):
             chunk = replies[first : first + SLOTS]
