@@ -34,27 +34,24 @@ import datetime
 import itertools
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddns_server.errors import UserError
 from ddns_server.journal_file import HOW, JournalUnusable, open_file
+from ddns_server.journal_schema import (
+    RUN_ROWS_PER_INSERT,
+    Transaction,
+    initialise,
+    insert_changes,
+    insert_run,
+    migrate,
+)
+from ddns_server.wal_checkpoints import WAL_BACKSTOP_PAGES, Checkpointer
 from ddns_server.zonedata import Changeset, Record
 
-SCHEMA_VERSION = 2  # 2: mirror_cursors, mirror_owned (upstream mirrors)
-
 log = logging.getLogger("ddns_server.journal")
-
-# Background WAL checkpoints: at most one per CHECKPOINT_INTERVAL seconds
-# while commits come in. Under a steady stream of commits a checkpoint
-# rarely catches the WAL with no commit after it, which SQLite needs to
-# start the WAL file over; the writer's own checkpoint at WAL_BACKSTOP_PAGES
-# (SQLite's default is 1000) does that, with little left to copy by then.
-CHECKPOINT_INTERVAL = 0.2
-WAL_BACKSTOP_PAGES = 10000
 
 # Bring the records snapshot forward after this many versions, or this many
 # changed records, whichever comes first (a start-up replays at most that).
@@ -67,57 +64,6 @@ CHECKPOINT_ROWS = 5000
 # UPDATE's 80 (issue 14, item 9). Many small versions (CHECKPOINT_VERSIONS)
 # condense better in Python: fewer statements.
 REPLAY_IN_SQL_VERSIONS = 16
-
-# `changes` rows per INSERT statement in a large append: one statement per
-# row costs more than SQLite's insert itself (a 100,000-record seed: a third
-# less time); 6 parameters each stay under SQLite's oldest limit of 999.
-ROWS_PER_INSERT = 160
-_INSERT_CHANGES = "INSERT INTO changes (version_id, op, owner, rdtype, ttl, rdata) VALUES "
-_ONE_CHANGE = "(?, ?, ?, ?, ?, ?)"
-_MANY_CHANGES = _INSERT_CHANGES + ", ".join([_ONE_CHANGE] * ROWS_PER_INSERT)
-_FEW_CHANGES = [_INSERT_CHANGES + ", ".join([_ONE_CHANGE] * n) for n in range(1, 9)]
-# A long run of one version's added (or removed) records, a seed above all:
-# its version id and op bound once per statement (?1, ?2) and the records
-# bound as they are, with no 6-tuple made per row: a 100,000-record seed's
-# inserts take a fifth less time. 2 + 4 * 240 parameters stay under 999.
-RUN_ROWS_PER_INSERT = 240
-_MANY_RUN = _INSERT_CHANGES + ", ".join(
-    f"(?1, ?2, ?{3 + 4 * i}, ?{4 + 4 * i}, ?{5 + 4 * i}, ?{6 + 4 * i})"
-    for i in range(RUN_ROWS_PER_INSERT)
-)
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)""",
-    """CREATE TABLE IF NOT EXISTS zones (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)""",
-    # One B-tree keyed by the record itself: a checkpoint deletes by key.
-    """CREATE TABLE IF NOT EXISTS records (
-        zone_id INTEGER NOT NULL, owner BLOB NOT NULL, rdtype INTEGER NOT NULL,
-        rdata BLOB NOT NULL, ttl INTEGER NOT NULL,
-        PRIMARY KEY (zone_id, owner, rdtype, rdata)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS versions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, zone_id INTEGER NOT NULL,
-        serial INTEGER NOT NULL, time REAL NOT NULL, who TEXT NOT NULL,
-        source TEXT NOT NULL, channel TEXT NOT NULL,
-        removed INTEGER NOT NULL, added INTEGER NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS versions_by_zone ON versions (zone_id, id)""",
-    """CREATE TABLE IF NOT EXISTS changes (
-        version_id INTEGER NOT NULL, op INTEGER NOT NULL, owner BLOB NOT NULL,
-        rdtype INTEGER NOT NULL, ttl INTEGER NOT NULL, rdata BLOB NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS changes_by_version ON changes (version_id)""",
-    # Upstream mirrors (mirrors/state.py): each one's durable cursor and status ...
-    """CREATE TABLE IF NOT EXISTS mirror_cursors (
-        name TEXT PRIMARY KEY, zone TEXT NOT NULL, version_id INTEGER NOT NULL DEFAULT 0,
-        serial INTEGER, last_success REAL, last_resync REAL, error_time REAL,
-        error_class TEXT, error_message TEXT, next_retry REAL,
-        attempts INTEGER NOT NULL DEFAULT 0, stopped INTEGER NOT NULL DEFAULT 0,
-        conflicts TEXT NOT NULL DEFAULT '[]')""",
-    # ... and the RRsets it wrote at the provider (ownership: adopt/conflict).
-    """CREATE TABLE IF NOT EXISTS mirror_owned (
-        mirror TEXT NOT NULL, name TEXT NOT NULL, rdtype TEXT NOT NULL,
-        ttl INTEGER NOT NULL, rdata TEXT NOT NULL,
-        PRIMARY KEY (mirror, name, rdtype)) WITHOUT ROWID""",
-]
-
 
 # The write probe's size: about what a typical update's commit writes.
 PROBE_BYTES = 16384
@@ -172,72 +118,13 @@ class NewVersion:
     time: float = 0.0
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables that are missing; record or check the schema version."""
-    with _transaction(conn):
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise UserError(f"{path}: journal schema {row[0]} is newer than this ddns-server")
-        elif int(row[0]) < SCHEMA_VERSION:  # the new tables were created above
-            conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                (str(SCHEMA_VERSION),),
-            )
-
-
-def _insert_changes(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
-    """Insert `changes` rows in order (rowids follow the list)."""
-    full = len(rows) - len(rows) % ROWS_PER_INSERT
-    chain = itertools.chain.from_iterable
-    for start in range(0, full, ROWS_PER_INSERT):
-        conn.execute(_MANY_CHANGES, list(chain(rows[start : start + ROWS_PER_INSERT])))
-    rest = len(rows) - full
-    if 0 < rest <= len(_FEW_CHANGES):
-        # A typical UPDATE's 4 rows: one statement (cached) beats executemany.
-        conn.execute(_FEW_CHANGES[rest - 1], list(chain(rows[full:])))
-    elif rest:
-        conn.executemany(_INSERT_CHANGES + _ONE_CHANGE, rows[full:])
-
-
-def _insert_run(
-    conn: sqlite3.Connection, version_id: int, op: int, records: Sequence[Record]
-) -> None:
-    """Insert one version's `op` rows in order, RUN_ROWS_PER_INSERT at a time."""
-    full = len(records) - len(records) % RUN_ROWS_PER_INSERT
-    chain = itertools.chain.from_iterable
-    for start in range(0, full, RUN_ROWS_PER_INSERT):
-        conn.execute(
-            _MANY_RUN, [version_id, op, *chain(records[start : start + RUN_ROWS_PER_INSERT])]
-        )
-    if full < len(records):
-        _insert_changes(conn, [(version_id, op, *r) for r in records[full:]])
-
-
-def _initialise(path: Path) -> None:
-    """A new journal's schema, in WAL mode, written to a file not yet in place
-    (journal_file.open_file links it); closed, so it is all in the one file."""
-    conn = sqlite3.connect(str(path), isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode = wal")
-        _migrate(conn, path)
-    finally:
-        conn.close()
-
-
 class Journal:
     """Zone versions in one SQLite file."""
 
     def __init__(self, path: Path, sync_full: bool = False) -> None:
         self.path = path
         # True when this process made the file: only then may zones be seeded.
-        self.created = open_file(path, _initialise)
+        self.created = open_file(path, initialise)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn = conn
         try:
@@ -342,7 +229,7 @@ class Journal:
         ]
 
     def _migrate(self) -> None:
-        _migrate(self.conn, self.path)
+        migrate(self.conn, self.path)
 
     # -- zones ----------------------------------------------------------------
 
@@ -540,7 +427,7 @@ class Journal:
         nothing is written and StaleJournal is raised.
         """
         conn = self.conn
-        with _transaction(conn):
+        with Transaction(conn):
             for zone, expected in (expect_latest or {}).items():
                 if self.latest_id(zone) != expected:
                     raise StaleJournal(zone)
@@ -592,10 +479,10 @@ class Journal:
                     change_rows += [(version_id, op, *r) for r in records]
                     continue
                 if change_rows:  # the rows before this run first: rowids keep the order
-                    _insert_changes(conn, change_rows)
+                    insert_changes(conn, change_rows)
                     change_rows = []
-                _insert_run(conn, version_id, op, records)
-            _insert_changes(conn, change_rows)
+                insert_run(conn, version_id, op, records)
+            insert_changes(conn, change_rows)
             # Commits only append; the records snapshot catches up now and then.
             for zone_id, changesets in by_zone.items():
                 versions_pending, rows_pending = self._pending_counts(zone_id, ids[0])
@@ -640,7 +527,7 @@ class Journal:
         if zone_id is None:
             return 0
         conn = self.conn
-        with _transaction(conn):
+        with Transaction(conn):
             ids = [
                 row[0]
                 for row in conn.execute(
@@ -766,70 +653,14 @@ class Journal:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    def reading(self) -> _transaction:
+    def reading(self) -> Transaction:
         """A consistent read of several statements (one WAL snapshot):
         another process's commit cannot land between them."""
-        return _transaction(self.conn, "BEGIN")
+        return Transaction(self.conn, "BEGIN")
 
     def data_version(self) -> int:
         """Changes when another connection (another process) commits."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
-
-
-class Checkpointer(threading.Thread):
-    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection when woken
-    (after commits), at most once per CHECKPOINT_INTERVAL. A passive
-    checkpoint never blocks the writer (SQLite releases the GIL meanwhile), and
-    a failed one only leaves the pages in the WAL for the next one."""
-
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
-        super().__init__(name="journal-checkpoint", daemon=True)
-        self.path = path
-        self.synchronous = synchronous
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
-        self.runs = 0
-        # (busy, pages in the WAL, pages copied) of the last checkpoint
-        self.last: tuple[int, int, int] | None = None
-        self._failures = 0
-
-    def run(self) -> None:
-        try:
-            conn = sqlite3.connect(str(self.path), isolation_level=None)
-            # The same syncs as the writer's own checkpoints would do.
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        except sqlite3.Error as e:
-            log.error("journal checkpoints: cannot open %s: %s", self.path, e)
-            return
-        try:
-            while True:
-                self.wake.wait()
-                if self.stopping.is_set():
-                    return
-                self.wake.clear()
-                self.checkpoint(conn)
-                if self.stopping.wait(CHECKPOINT_INTERVAL):
-                    return
-        finally:
-            conn.close()
-
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
-        try:
-            row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as e:
-            # Nothing is lost: the pages stay in the WAL, and the writer's own
-            # checkpoint (WAL_BACKSTOP_PAGES) still runs. Logged once in 100.
-            if self._failures % 100 == 0:
-                log.warning("journal checkpoint failed (the WAL keeps the pages): %s", e)
-            self._failures += 1
-            return
-        self.last = (int(row[0]), int(row[1]), int(row[2]))
-        self.runs += 1
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.wake.set()
-        self.join(timeout=30)
 
 
 def net_changes(changesets: Iterable[Changeset]) -> Changeset:
@@ -851,36 +682,3 @@ def net_changes(changesets: Iterable[Changeset]) -> Changeset:
         elif now and not was:
             net.added.append(rr)
     return net
-
-
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception.
-
-    Inside a transaction already open on the connection (begin_locked: a
-    group commit) it does nothing: the outer one commits or rolls back.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
-        self.conn = conn
-        self.begin = begin
-        self.outer = False
-
-    def __enter__(self) -> None:
-        self.outer = not self.conn.in_transaction
-        if self.outer:
-            self.conn.execute(self.begin)
-
-    def __exit__(self, exc_type: object, _exc: object, _tb: object) -> None:
-        if not self.outer:
-            return
-        if exc_type is None:
-            try:
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:  # never leave it open: the next BEGIN would fail
-                    self.conn.execute("ROLLBACK")
-                raise
-        elif self.conn.in_transaction:
-            # SQLite has already rolled back after some errors (SQLITE_FULL):
-            # a second ROLLBACK would raise and hide the real error.
-            self.conn.execute("ROLLBACK")

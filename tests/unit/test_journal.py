@@ -21,9 +21,6 @@ import pytest
 
 from ddns_server.errors import UserError
 from ddns_server.journal import (
-    ROWS_PER_INSERT,
-    RUN_ROWS_PER_INSERT,
-    WAL_BACKSTOP_PAGES,
     Journal,
     NewVersion,
     StaleJournal,
@@ -31,6 +28,8 @@ from ddns_server.journal import (
     net_changes,
 )
 from ddns_server.journal_file import JournalUnusable, check_history, loose_modes, open_file
+from ddns_server.journal_schema import ROWS_PER_INSERT, RUN_ROWS_PER_INSERT
+from ddns_server.wal_checkpoints import WAL_BACKSTOP_PAGES
 from ddns_server.zonedata import Changeset, Record, name_to_wire
 
 ZONE = "dyn.example.test."
