@@ -36,10 +36,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -50,6 +50,7 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 import yaml
+from waiting import holds_for, wait_for  # noqa: F401 - re-exported for the tests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_ZONE_NAME = "dyn.example.test"
@@ -61,8 +62,6 @@ EXTRA_TOOL_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 POLL_INTERVAL = 0.05  # seconds between readiness checks
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
-
-T = TypeVar("T")
 
 
 def in_ci() -> bool:
@@ -117,49 +116,6 @@ def run(
         check=False,
         **kwargs,
     )
-
-
-def wait_for(
-    predicate: Callable[[], T],
-    timeout: float = 5.0,
-    interval: float = 0.05,
-    message: str = "condition",
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; return that value.
-
-    Raises AssertionError naming ``message`` when ``timeout`` passes.
-    Exceptions raised by the predicate propagate.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
-def holds_for(
-    predicate: Callable[[], object],
-    seconds: float,
-    interval: float = 0.1,
-    message: str = "condition",
-) -> None:
-    """Check that ``predicate`` stays truthy for ``seconds`` (a bounded window).
-
-    For "nothing happens" checks (no retry while a mirror is stopped): the
-    window is the assertion, not a wait for something to finish, so it is
-    a fixed length; raises AssertionError naming ``message`` at the first
-    false value.
-    """
-    deadline = time.monotonic() + seconds
-    while True:
-        if not predicate():
-            raise AssertionError(f"{message} stopped holding")
-        if time.monotonic() >= deadline:
-            return
-        time.sleep(interval)
 
 
 # Every process started here, so that an interpreter exit that skips fixture

@@ -11,13 +11,13 @@ import shutil
 import sqlite3
 import stat
 import tempfile
-import time
 from pathlib import Path
 
 import dns.name
 import dns.rdata
 import dns.rdataclass
 import pytest
+from waiting import wait_for
 
 from ddns_server.errors import UserError
 from ddns_server.journal import (
@@ -423,20 +423,23 @@ def test_checkpoints_run_in_a_thread_of_their_own(tmp_path: Path) -> None:
         j.commit_locked()  # a group commit
         # The database file alone (no WAL) comes to hold every version.
         alone = tmp_path / "alone.sqlite3"
-        serials: list[tuple[int]] = []
-        deadline = time.monotonic() + 10
-        while serials != [(1,), (2,), (3,), (4,)]:
-            if time.monotonic() > deadline:
-                pytest.fail(f"not checkpointed: {serials}, last {checkpointer.last}")
-            time.sleep(0.01)
+
+        def serials_in_the_file_alone() -> list[tuple[int]]:
             shutil.copyfile(path, alone)
             conn = sqlite3.connect(alone)
             try:
-                serials = conn.execute("SELECT serial FROM versions ORDER BY id").fetchall()
+                return conn.execute("SELECT serial FROM versions ORDER BY id").fetchall()
             except sqlite3.DatabaseError:
-                serials = []  # copied in the middle of a checkpoint
+                return []  # copied in the middle of a checkpoint
             finally:
                 conn.close()
+
+        wait_for(
+            lambda: serials_in_the_file_alone() == [(1,), (2,), (3,), (4,)],
+            timeout=10,
+            interval=0.01,
+            message="every version checkpointed into the database file",
+        )
         assert checkpointer.runs >= 1
         assert j.data_version() == seen
     finally:
