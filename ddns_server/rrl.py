@@ -161,16 +161,8 @@ class RateLimiter:
                 table[b""] = _Bucket(agg_rate - 1.0, now)
                 self._count += 1
                 return SEND
-            balance = agg.balance + agg_rate * (now - agg.last)
-            agg.last = now
-            if balance > agg_rate:
-                balance = agg_rate
-            balance -= 1.0
-            if balance >= 0:
-                agg.balance = balance
+            if self._take(agg, agg_rate, now):
                 return SEND
-            floor = -agg_rate * self.window
-            agg.balance = balance if balance > floor else floor
         rcode = response[3] & 0x0F
         if rcode == 0:
             # the question (name, type and class), case folded so 0x20 does not
@@ -194,16 +186,8 @@ class RateLimiter:
             table[key] = _Bucket(rate - 1.0, now)
             self._count += 1
             return SEND
-        balance = bucket.balance + rate * (now - bucket.last)
-        bucket.last = now
-        if balance > rate:
-            balance = rate
-        balance -= 1.0
-        if balance >= 0:
-            bucket.balance = balance
+        if self._take(bucket, rate, now):
             return SEND
-        floor = -rate * self.window
-        bucket.balance = balance if balance > floor else floor
         slip = self.slip
         if slip:
             bucket.slip += 1
@@ -213,6 +197,21 @@ class RateLimiter:
                 return SLIP
         self.counters.dropped += 1
         return DROP
+
+    def _take(self, bucket: _Bucket, rate: float, now: float) -> bool:
+        """One answer from `bucket` (credited `rate` per second, up to `rate`):
+        True if it had one; else the debt grows, capped at `window` seconds' worth."""
+        balance = bucket.balance + rate * (now - bucket.last)
+        bucket.last = now
+        if balance > rate:
+            balance = rate
+        balance -= 1.0
+        if balance >= 0:
+            bucket.balance = balance
+            return True
+        floor = -rate * self.window
+        bucket.balance = balance if balance > floor else floor
+        return False
 
     def _table_of(self, host: str) -> dict[bytes, _Bucket] | None:
         """The buckets of the host's prefix (shared by every host in it), or None if exempt."""
